@@ -177,13 +177,15 @@ CREATE TABLE user_accounts (
 -- One index serves all three email access paths: uniqueness, lookup by
 -- lower(email) = lower($1), and the admin prefix search lower(email) LIKE 'abc%'
 -- (text_pattern_ops makes LIKE prefixes indexable under any collation, and its = is
--- ordinary text equality). Queries must say lower(email), not email, to use it.
+-- ordinary text equality). Queries must say lower(email), not email, to use it. The
+-- search term must have \, % and _ escaped to match literally, and LIKE $1 is indexable
+-- only when planned with its value (PQexecParams, or a custom plan of a prepared one).
 --
 -- It covers soft-deleted rows on purpose: the address stays reserved. A deleted user who
 -- logs in with the right password must get AccountDisabled, which needs the address to
--- still mean that one account; letting a newcomer register it would also hand them the
--- old account's audit history and password-reset path. Freeing an address is a
--- deliberate act: change or purge the deleted row.
+-- still mean that one account; letting a newcomer register it would make one address
+-- name two accounts at login and password reset. Freeing an address is a deliberate
+-- act: change or purge the deleted row.
 CREATE UNIQUE INDEX user_accounts_email_key
     ON user_accounts (lower(email) text_pattern_ops);
 
@@ -501,7 +503,8 @@ CREATE TABLE audit_logs_default PARTITION OF audit_logs DEFAULT;
 -- EXCLUSIVE lock on audit_logs, so inserts into other months go on meanwhile (CREATE
 -- TABLE ... PARTITION OF would lock out all audit writes). Rows that already landed in the
 -- default partition for that month are moved in first, or the attach would fail.
--- Bounds are UTC midnights whatever the session's TimeZone.
+-- Bounds are UTC midnights whatever the session's TimeZone. Call it in a transaction of
+-- its own: one that has already written audit rows could deadlock with another caller.
 CREATE FUNCTION audit_logs_ensure_partition(month date) RETURNS regclass
 LANGUAGE plpgsql
 AS $$
@@ -526,7 +529,10 @@ BEGIN
     END IF;
 
     -- Two processes may race to create the same month: serialize, then look again.
-    PERFORM pg_advisory_xact_lock(parent::oid::bigint);
+    -- This lock mode conflicts only with itself and DDL, so audit inserts go on;
+    -- taking it also refreshes this backend's view of the catalog, which the second look
+    -- needs (an advisory lock would not).
+    EXECUTE format('LOCK TABLE %s IN SHARE UPDATE EXCLUSIVE MODE', parent);
     part := to_regclass(format('%I.%I', nsp, part_name));
     IF part IS NOT NULL THEN
         RETURN part;

@@ -31,14 +31,14 @@ struct cfg {
     char *database_url;      /* DATABASE_URL (a libpq URI or conninfo) */
     char *database_read_url; /* DATABASE_READ_URL, optional */
 
-    int port;          /* PORT */
-    int http_threads;  /* HTTP_THREADS: one per keep-alive connection served at once */
-    int pool_threads;  /* POOL_THREADS: threads in each worker pool */
+    int port;         /* PORT */
+    int http_threads; /* HTTP_THREADS: one per keep-alive connection served at once */
+    int pool_threads; /* POOL_THREADS: threads in each worker pool */
 
-    char *jwt_secret;            /* JWT_SECRET */
-    char *jwt_refresh_secret;    /* JWT_REFRESH_SECRET */
-    int64_t jwt_expiry_s;        /* JWT_EXPIRY */
-    int64_t jwt_refresh_expiry_s; /* JWT_REFRESH_EXPIRY */
+    char *jwt_secret;               /* JWT_SECRET */
+    char *jwt_refresh_secret;       /* JWT_REFRESH_SECRET */
+    int64_t jwt_expiry_s;           /* JWT_EXPIRY */
+    int64_t jwt_refresh_expiry_s;   /* JWT_REFRESH_EXPIRY */
     int64_t session_idle_timeout_s; /* SESSION_IDLE_TIMEOUT */
 
     char *smtp_host; /* SMTP_HOST; without it mail is written under mail_dir */

@@ -61,10 +61,10 @@ const char *log_quote(char *buf, size_t size, const char *value);
 size_t log_mask(char *buf, size_t size, const char *line);
 
 /* The level test comes first, so arguments are not evaluated for a filtered event. */
-#define log_at(level, module, ...)                                                             \
-    do {                                                                                       \
-        if (log_enabled(level))                                                                \
-            log_write((level), (module), __VA_ARGS__);                                         \
+#define log_at(level, module, ...)                                                                 \
+    do {                                                                                           \
+        if (log_enabled(level))                                                                    \
+            log_write((level), (module), __VA_ARGS__);                                             \
     } while (0)
 
 #define log_err(module, ...) log_at(LOG_LEVEL_ERR, module, __VA_ARGS__)

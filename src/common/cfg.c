@@ -392,9 +392,8 @@ static void cfg_derive(struct cfg_loader *l)
 
 static void cfg_register_secrets(const struct cfg *cfg)
 {
-    const char *secrets[] = {cfg->jwt_secret, cfg->jwt_refresh_secret,
-                             cfg->billing_webhook_secret, cfg->smtp_password,
-                             cfg->bootstrap_password};
+    const char *secrets[] = {cfg->jwt_secret, cfg->jwt_refresh_secret, cfg->billing_webhook_secret,
+                             cfg->smtp_password, cfg->bootstrap_password};
 
     for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
         log_secret_register(secrets[i]);

@@ -133,8 +133,7 @@ void db_destroy(struct db **db)
 static int db_fail(struct db *db, const char *what, PGresult *res)
 {
     const char *sqlstate = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    const char *constraint =
-        res != NULL ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+    const char *constraint = res != NULL ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
     const char *primary = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     char quoted[256];
     int rc;
@@ -159,8 +158,8 @@ static bool db_result_ok(const PGresult *res)
 {
     ExecStatusType status = PQresultStatus(res);
 
-    return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK ||
-           status == PGRES_COPY_IN || status == PGRES_COPY_OUT;
+    return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_COPY_IN ||
+           status == PGRES_COPY_OUT;
 }
 
 /* Runs one statement; `name` NULL means `sql` is plain text without parameters. */
@@ -205,8 +204,7 @@ static int db_exec_any(struct db *db, const char *name, const char *sql, int npa
     return 0;
 }
 
-int db_exec(struct db *db, const char *name, int nparams, const char *const *params,
-            PGresult **out)
+int db_exec(struct db *db, const char *name, int nparams, const char *const *params, PGresult **out)
 {
     return db_exec_any(db, name, NULL, nparams, params, out);
 }

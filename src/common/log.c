@@ -22,9 +22,8 @@
 #define LOG_MASK "***"
 
 static const char *const log_level_names[] = {
-    [LOG_LEVEL_ERR] = "err",         [LOG_LEVEL_WARNING] = "warning",
-    [LOG_LEVEL_NOTICE] = "notice",   [LOG_LEVEL_INFO] = "info",
-    [LOG_LEVEL_DEBUG] = "debug",
+    [LOG_LEVEL_ERR] = "err",   [LOG_LEVEL_WARNING] = "warning", [LOG_LEVEL_NOTICE] = "notice",
+    [LOG_LEVEL_INFO] = "info", [LOG_LEVEL_DEBUG] = "debug",
 };
 
 /* Set once by log_init before threads start; read by every thread. */
@@ -234,14 +233,14 @@ const char *log_quote(char *buf, size_t size, const char *value)
     return buf;
 }
 
-void log_write(enum log_level level, const char *module, const char *fmt, ...)
+/* Renders, masks and writes one line; the va_list belongs to log_write. */
+static void log_vwrite(enum log_level level, const char *module, const char *fmt, va_list ap)
 {
     char raw[LOG_LINE_MAX_BYTES];
     char masked[LOG_LINE_MAX_BYTES];
     struct timespec now;
     struct tm tm;
     FILE *sink;
-    va_list ap;
     size_t len;
     int head;
 
@@ -250,15 +249,12 @@ void log_write(enum log_level level, const char *module, const char *fmt, ...)
     head = snprintf(raw, sizeof(raw),
                     "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s module=%s pid=%ld "
                     "thread=%ld ",
-                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                    tm.tm_sec, now.tv_nsec / 1000000L, log_level_names[level], module,
-                    (long)getpid(), (long)syscall(SYS_gettid));
+                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                    now.tv_nsec / 1000000L, log_level_names[level], module, (long)getpid(),
+                    (long)syscall(SYS_gettid));
     if (head < 0 || (size_t)head >= sizeof(raw))
         return;
-
-    va_start(ap, fmt);
     vsnprintf(raw + head, sizeof(raw) - (size_t)head, fmt, ap);
-    va_end(ap);
 
     /* Newlines inside values would forge a second event; a line is one event. */
     for (char *p = raw; *p != '\0'; p++) {
@@ -273,4 +269,13 @@ void log_write(enum log_level level, const char *module, const char *fmt, ...)
     fwrite(masked, 1, len, sink);
     fflush(sink);
     funlockfile(sink);
+}
+
+void log_write(enum log_level level, const char *module, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vwrite(level, module, fmt, ap);
+    va_end(ap);
 }

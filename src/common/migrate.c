@@ -13,7 +13,7 @@
 #include "manas360/log.h"
 
 #define MIGRATE_CHECKSUM_HEX (2 * crypto_hash_sha256_BYTES + 1)
-#define MIGRATE_FILE_MAX_BYTES (16 * 1024 * 1024)
+#define MIGRATE_FILE_MAX_BYTES (16L * 1024 * 1024)
 #define MIGRATE_PATH_MAX 4096
 #define MIGRATE_LOG_MODULE "migrate"
 
@@ -151,7 +151,8 @@ static int migrate_files_load(const char *dir, struct migrate_files *files)
         }
         files->items = grown;
         memset(&files->items[files->count], 0, sizeof(files->items[0]));
-        snprintf(files->items[files->count].name, MIGRATE_NAME_MAX, "%s", entry->d_name);
+        /* migrate_name_valid() bounded the length below MIGRATE_NAME_MAX. */
+        memcpy(files->items[files->count].name, entry->d_name, len + 1);
         files->count++;
         rc = migrate_file_read(dir, &files->items[files->count - 1]);
     }
@@ -161,7 +162,8 @@ static int migrate_files_load(const char *dir, struct migrate_files *files)
         migrate_files_cleanup(files);
         return rc;
     }
-    qsort(files->items, (size_t)files->count, sizeof(files->items[0]), migrate_file_compare);
+    if (files->count > 1)
+        qsort(files->items, (size_t)files->count, sizeof(files->items[0]), migrate_file_compare);
     return 0;
 }
 
@@ -216,8 +218,7 @@ static int migrate_status_add(struct migrate_status *status, const char *name,
 
 static int migrate_entry_compare(const void *a, const void *b)
 {
-    return strcmp(((const struct migrate_entry *)a)->name,
-                  ((const struct migrate_entry *)b)->name);
+    return strcmp(((const struct migrate_entry *)a)->name, ((const struct migrate_entry *)b)->name);
 }
 
 static const struct migrate_file *migrate_files_find(const struct migrate_files *files,
@@ -266,8 +267,9 @@ static int migrate_compare(struct db *db, const struct migrate_files *files,
         migrate_status_cleanup(status);
         return rc;
     }
-    qsort(status->entries, (size_t)status->count, sizeof(status->entries[0]),
-          migrate_entry_compare);
+    if (status->count > 1)
+        qsort(status->entries, (size_t)status->count, sizeof(status->entries[0]),
+              migrate_entry_compare);
     return 0;
 }
 
@@ -341,7 +343,8 @@ int migrate_apply(struct db *db, const char *dir, int *applied)
         goto done;
 
     for (int i = 0; i < status.count; i++) {
-        if (status.entries[i].state == MIGRATE_CHANGED || status.entries[i].state == MIGRATE_MISSING)
+        if (status.entries[i].state == MIGRATE_CHANGED ||
+            status.entries[i].state == MIGRATE_MISSING)
             log_err(MIGRATE_LOG_MODULE, "event=applied_file_changed file=%s state=%s",
                     status.entries[i].name, migrate_state_name(status.entries[i].state));
     }
@@ -399,6 +402,5 @@ void migrate_status_print(const struct migrate_status *status, FILE *out)
         fprintf(out, "%-8s %s\n", migrate_state_name(status->entries[i].state),
                 status->entries[i].name);
     fprintf(out, "%d files: %d applied, %d pending, %d changed or missing\n", status->count,
-            status->count - status->pending - status->changed, status->pending,
-            status->changed);
+            status->count - status->pending - status->changed, status->pending, status->changed);
 }

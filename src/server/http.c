@@ -65,16 +65,16 @@ static void http_send(struct http_exchange *ex, int status, const char *extra_he
                       const char *body)
 {
     char response[HTTP_RESPONSE_MAX_BYTES];
-    int len = snprintf(response, sizeof(response),
-                       "HTTP/1.1 %d %s\r\n"
-                       "Content-Type: application/json; charset=utf-8\r\n"
-                       "Content-Length: %zu\r\n"
-                       "X-Request-Id: %s\r\n"
-                       "%s"
-                       "\r\n"
-                       "%s",
-                       status, http_reason(status), strlen(body), ex->request_id,
-                       extra_headers, body);
+    int len =
+        snprintf(response, sizeof(response),
+                 "HTTP/1.1 %d %s\r\n"
+                 "Content-Type: application/json; charset=utf-8\r\n"
+                 "Content-Length: %zu\r\n"
+                 "X-Request-Id: %s\r\n"
+                 "%s"
+                 "\r\n"
+                 "%s",
+                 status, http_reason(status), strlen(body), ex->request_id, extra_headers, body);
 
     if (len < 0 || (size_t)len >= sizeof(response)) {
         log_err(HTTP_LOG_MODULE, "event=response_too_large req_id=%s", ex->request_id);
@@ -124,12 +124,18 @@ struct http_server *http_server_new(const struct cfg *cfg)
     char port[16];
     char threads[16];
     const char *options[] = {
-        "listening_ports", port,
-        "num_threads", threads,
-        "enable_keep_alive", "yes",
-        "tcp_nodelay", "1",
-        "request_timeout_ms", HTTP_REQUEST_TIMEOUT_MS,
-        "keep_alive_timeout_ms", HTTP_KEEP_ALIVE_TIMEOUT_MS,
+        "listening_ports",
+        port,
+        "num_threads",
+        threads,
+        "enable_keep_alive",
+        "yes",
+        "tcp_nodelay",
+        "1",
+        "request_timeout_ms",
+        HTTP_REQUEST_TIMEOUT_MS,
+        "keep_alive_timeout_ms",
+        HTTP_KEEP_ALIVE_TIMEOUT_MS,
         NULL,
     };
 
@@ -147,8 +153,7 @@ struct http_server *http_server_new(const struct cfg *cfg)
         return NULL;
     }
     mg_set_request_handler(server->ctx, "/", http_handle, server);
-    log_notice(HTTP_LOG_MODULE, "event=listening port=%d threads=%d", cfg->port,
-               cfg->http_threads);
+    log_notice(HTTP_LOG_MODULE, "event=listening port=%d threads=%d", cfg->port, cfg->http_threads);
     return server;
 }
 

@@ -17,7 +17,8 @@
 #define EXIT_USAGE 2
 #define MAIN_LOG_MODULE "main"
 
-static const char usage_line[] = "usage: manas360d [--help | --version | migrate [--status] | serve]\n";
+static const char usage_line[] =
+    "usage: manas360d [--help | --version | migrate [--status] | serve]\n";
 
 static void main_help(void)
 {

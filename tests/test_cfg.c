@@ -60,6 +60,12 @@ static int count_lines(const char *text)
     return n;
 }
 
+/* Expects a problem line starting with `text` among those reported. */
+static void expect_problem(const char *text)
+{
+    cr_expect(strstr(problems_text, text) != NULL, "no '%s' in:\n%s", text, problems_text);
+}
+
 TestSuite(cfg, .init = cfg_test_setup, .fini = cfg_test_teardown);
 
 Test(cfg, defaults_in_production_with_secrets)
@@ -92,9 +98,9 @@ Test(cfg, production_requires_each_secret_by_name)
 
     cr_assert_eq(cfg_test_load(&cfg), M360_EINVAL);
     cr_expect_eq(count_lines(problems_text), 3, "%s", problems_text);
-    cr_expect(strstr(problems_text, "config: JWT_SECRET: is required") != NULL);
-    cr_expect(strstr(problems_text, "config: JWT_REFRESH_SECRET: is required") != NULL);
-    cr_expect(strstr(problems_text, "config: BILLING_WEBHOOK_SECRET: is required") != NULL);
+    expect_problem("config: JWT_SECRET: is required");
+    expect_problem("config: JWT_REFRESH_SECRET: is required");
+    expect_problem("config: BILLING_WEBHOOK_SECRET: is required");
 }
 
 Test(cfg, short_secret_refused_outside_development_without_echoing_it)
@@ -105,7 +111,7 @@ Test(cfg, short_secret_refused_outside_development_without_echoing_it)
     setenv("JWT_SECRET", "too-short-secret-value", 1);
     cr_assert_eq(cfg_test_load(&cfg), M360_EINVAL);
     cr_expect_eq(count_lines(problems_text), 1, "%s", problems_text);
-    cr_expect(strstr(problems_text, "config: JWT_SECRET: must be at least 32 bytes") != NULL);
+    expect_problem("config: JWT_SECRET: must be at least 32 bytes");
     cr_expect(strstr(problems_text, "too-short-secret-value") == NULL);
 }
 
@@ -187,7 +193,7 @@ Test(cfg, every_bad_value_gets_its_own_line)
         cr_expect(strstr(problems_text, want) != NULL, "no line for %s in:\n%s", bad[i][0],
                   problems_text);
     }
-    cr_expect(strstr(problems_text, "config: DATABASE_URL: is required") != NULL);
+    expect_problem("config: DATABASE_URL: is required");
 }
 
 Test(cfg, pairs_are_checked)
@@ -203,10 +209,10 @@ Test(cfg, pairs_are_checked)
 
     cr_assert_eq(cfg_test_load(&cfg), M360_EINVAL);
     cr_expect_eq(count_lines(problems_text), 4, "%s", problems_text);
-    cr_expect(strstr(problems_text, "config: JWT_REFRESH_SECRET: must differ") != NULL);
-    cr_expect(strstr(problems_text, "config: JWT_REFRESH_EXPIRY: must not be shorter") != NULL);
-    cr_expect(strstr(problems_text, "config: SMTP_PASSWORD: ") != NULL);
-    cr_expect(strstr(problems_text, "config: MANAS360_BOOTSTRAP_PASSWORD: ") != NULL);
+    expect_problem("config: JWT_REFRESH_SECRET: must differ");
+    expect_problem("config: JWT_REFRESH_EXPIRY: must not be shorter");
+    expect_problem("config: SMTP_PASSWORD: ");
+    expect_problem("config: MANAS360_BOOTSTRAP_PASSWORD: ");
 }
 
 Test(cfg, bootstrap_password_length_counts_characters)
@@ -218,8 +224,7 @@ Test(cfg, bootstrap_password_length_counts_characters)
     /* Seven characters in fourteen bytes: too short, whatever the byte count says. */
     setenv("MANAS360_BOOTSTRAP_PASSWORD", "ééééééé", 1);
     cr_assert_eq(cfg_test_load(&cfg), M360_EINVAL);
-    cr_expect(strstr(problems_text, "config: MANAS360_BOOTSTRAP_PASSWORD: must be 8 to 128") !=
-              NULL);
+    expect_problem("config: MANAS360_BOOTSTRAP_PASSWORD: must be 8 to 128");
 }
 
 Test(cfg, values_are_normalised)

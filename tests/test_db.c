@@ -51,15 +51,21 @@ static int insert_gadget(struct db *conn, const char *id, const char *name, cons
     return db_exec(conn, "gadget_insert", 3, params, NULL);
 }
 
-static long count_gadgets(void)
+/* Runs a parameterless statement that answers one number. */
+static long scalar_of(const char *stmt)
 {
     PGresult *res = NULL;
     long n;
 
-    cr_assert_eq(db_exec(db, "gadget_count", 0, NULL, &res), 0);
+    cr_assert_eq(db_exec(db, stmt, 0, NULL, &res), 0);
     n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     return n;
+}
+
+static long count_gadgets(void)
+{
+    return scalar_of("gadget_count");
 }
 
 Test(db, parameters_are_data_not_sql)
@@ -126,21 +132,10 @@ Test(db, transaction_commits_or_rolls_back_whole)
     cr_expect_eq(count_gadgets(), 2);
 }
 
-static long backend_pid(void)
-{
-    PGresult *res = NULL;
-    long pid;
-
-    cr_assert_eq(db_exec(db, "backend_pid", 0, NULL, &res), 0);
-    pid = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return pid;
-}
-
 Test(db, reconnects_and_reprepares_after_the_backend_dies)
 {
     PGconn *admin = tsupport_connect(test_db.url);
-    long before = backend_pid();
+    long before = scalar_of("backend_pid");
     char pid_text[32];
     const char *params[] = {pid_text};
 
@@ -153,7 +148,7 @@ Test(db, reconnects_and_reprepares_after_the_backend_dies)
     PQfinish(admin);
 
     cr_expect_eq(insert_gadget(db, "1", "after-restart", "3"), 0);
-    cr_expect_neq(backend_pid(), before);
+    cr_expect_neq(scalar_of("backend_pid"), before);
     cr_expect(db_ok(db));
 }
 

@@ -53,6 +53,11 @@ struct cfg {
     char *bootstrap_email;        /* MANAS360_BOOTSTRAP_EMAIL */
     char *bootstrap_password;     /* MANAS360_BOOTSTRAP_PASSWORD */
     char *events_endpoint;        /* EVENTS_ENDPOINT: ZeroMQ PUB endpoint */
+    char *auth_endpoint;          /* AUTH_POOL_ENDPOINT */
+    char *billing_endpoint;       /* BILLING_POOL_ENDPOINT */
+    char *audit_endpoint;         /* AUDIT_POOL_ENDPOINT */
+    char *notifier_endpoint;      /* NOTIFIER_POOL_ENDPOINT */
+    int64_t pool_timeout_s;       /* POOL_TIMEOUT: a pool silent this long gets a 503 */
     int audit_retention_days;     /* AUDIT_RETENTION_DAYS */
 };
 

@@ -63,6 +63,13 @@ static const struct cfg_var cfg_vars[] = {
     {"MANAS360_BOOTSTRAP_EMAIL", CFG_STRING, CFG_FIELD(bootstrap_email), NULL, 0, 0},
     {"MANAS360_BOOTSTRAP_PASSWORD", CFG_STRING, CFG_FIELD(bootstrap_password), NULL, 0, 0},
     {"EVENTS_ENDPOINT", CFG_ENDPOINT, CFG_FIELD(events_endpoint), NULL, 0, 0},
+    {"AUTH_POOL_ENDPOINT", CFG_ENDPOINT, CFG_FIELD(auth_endpoint), "inproc://pool-auth", 0, 0},
+    {"BILLING_POOL_ENDPOINT", CFG_ENDPOINT, CFG_FIELD(billing_endpoint), "inproc://pool-billing", 0,
+     0},
+    {"AUDIT_POOL_ENDPOINT", CFG_ENDPOINT, CFG_FIELD(audit_endpoint), "inproc://pool-audit", 0, 0},
+    {"NOTIFIER_POOL_ENDPOINT", CFG_ENDPOINT, CFG_FIELD(notifier_endpoint), "inproc://pool-notifier",
+     0, 0},
+    {"POOL_TIMEOUT", CFG_DURATION, CFG_FIELD(pool_timeout_s), "5s", 1, 0},
     {"AUDIT_RETENTION_DAYS", CFG_INT, CFG_FIELD(audit_retention_days), "90",
      CFG_AUDIT_RETENTION_MIN_DAYS, 36500},
 };

@@ -1,32 +1,34 @@
 /* SPDX-License-Identifier: MIT */
-/* The civetweb front end: one handler, one buffer and one write per response. */
+/*
+ * The civetweb front end. One request runs: route (404/405), body (413), access decision
+ * (401), body checks (415/400), then a local answer or a pool call with a deadline (503).
+ */
 #include "manas360/http.h"
 
-#include <stdarg.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include <civetweb.h>
+#include <jansson.h>
 #include <sodium.h>
 
+#include "http_internal.h"
 #include "manas360/err.h"
 #include "manas360/log.h"
+#include "manas360/metrics.h"
 
-#define HTTP_RESPONSE_MAX_BYTES 8192
+#define HTTP_HEAD_MAX_BYTES 1024
 #define HTTP_REQUEST_TIMEOUT_MS "30000"
 #define HTTP_KEEP_ALIVE_TIMEOUT_MS "15000"
+#define HTTP_ACTIVITY_FLUSH_MS 5000
+#define HTTP_ACTIVITY_BATCH 1000
 #define HTTP_LOG_MODULE "http"
 
-struct http_server {
-    struct mg_context *ctx;
-};
-
-/* One exchange as the handler sees it. */
-struct http_exchange {
-    struct mg_connection *conn;
-    const struct mg_request_info *req;
-    char request_id[HTTP_REQUEST_ID_MAX + 1];
-};
+static const char *const http_pool_names[HTTP_POOLS] = {"auth", "billing", "audit", "notifier"};
 
 void http_request_id(const char *incoming, char *out)
 {
@@ -43,67 +45,260 @@ void http_request_id(const char *incoming, char *out)
     sodium_bin2hex(out, HTTP_REQUEST_ID_MAX + 1, raw, sizeof(raw));
 }
 
+int http_json_depth_check(const char *body, size_t len, int max_depth)
+{
+    bool in_string = false;
+    int depth = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = body[i];
+
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max_depth)
+                return M360_EINVAL;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return 0;
+}
+
 static const char *http_reason(int status)
 {
-    switch (status) {
-    case 200:
-        return "OK";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    default:
-        return "Internal Server Error";
+    static const struct {
+        int status;
+        const char *reason;
+    } reasons[] = {
+        {200, "OK"},
+        {201, "Created"},
+        {202, "Accepted"},
+        {400, "Bad Request"},
+        {401, "Unauthorized"},
+        {402, "Payment Required"},
+        {403, "Forbidden"},
+        {404, "Not Found"},
+        {405, "Method Not Allowed"},
+        {409, "Conflict"},
+        {413, "Payload Too Large"},
+        {415, "Unsupported Media Type"},
+        {429, "Too Many Requests"},
+        {503, "Service Unavailable"},
+    };
+
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+        if (reasons[i].status == status)
+            return reasons[i].reason;
     }
+    return "Internal Server Error";
+}
+
+int64_t http_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /*
- * Sends status line, headers and body with one write: several small writes with
- * TCP_NODELAY cost a packet each, and without it meet delayed ACKs.
+ * Sends rendered head and body with one write: several small writes cost a packet each with
+ * TCP_NODELAY, and meet delayed ACKs without it.
  */
-static void http_send(struct http_exchange *ex, int status, const char *extra_headers,
-                      const char *body)
+void http_send_raw(struct http_exchange *ex, int status, const char *head, const char *body)
 {
-    char response[HTTP_RESPONSE_MAX_BYTES];
-    int len =
-        snprintf(response, sizeof(response),
-                 "HTTP/1.1 %d %s\r\n"
-                 "Content-Type: application/json; charset=utf-8\r\n"
-                 "Content-Length: %zu\r\n"
-                 "X-Request-Id: %s\r\n"
-                 "%s"
-                 "\r\n"
-                 "%s",
-                 status, http_reason(status), strlen(body), ex->request_id, extra_headers, body);
+    char stack[4096];
+    size_t head_len = strlen(head);
+    size_t body_len = strlen(body);
+    char *response = head_len + body_len <= sizeof(stack) ? stack : malloc(head_len + body_len);
 
-    if (len < 0 || (size_t)len >= sizeof(response)) {
-        log_err(HTTP_LOG_MODULE, "event=response_too_large req_id=%s", ex->request_id);
+    ex->status = status;
+    if (response == NULL)
+        return;
+    memcpy(response, head, head_len);
+    memcpy(response + head_len, body, body_len);
+    mg_write(ex->conn, response, head_len + body_len);
+    if (response != stack)
+        free(response);
+}
+
+void http_send(struct http_exchange *ex, int status, const char *extra_headers, const char *body)
+{
+    char head[HTTP_HEAD_MAX_BYTES + POOL_HEADERS_MAX_BYTES];
+    int len = snprintf(head, sizeof(head),
+                       "HTTP/1.1 %d %s\r\n"
+                       "Content-Type: application/json; charset=utf-8\r\n"
+                       "Content-Length: %zu\r\n"
+                       "X-Request-Id: %s\r\n"
+                       "%s%s%s\r\n",
+                       status, http_reason(status), strlen(body), ex->request_id,
+                       (ex->match.route != NULL && (ex->match.route->flags & ROUTE_NO_STORE))
+                           ? "Cache-Control: no-store\r\n"
+                           : "",
+                       ex->close ? "Connection: close\r\n" : "", extra_headers);
+
+    if (len < 0 || (size_t)len >= sizeof(head)) {
+        log_err(HTTP_LOG_MODULE, "event=response_head_too_large req_id=%s", ex->request_id);
+        ex->status = 500;
         return;
     }
-    mg_write(ex->conn, response, (size_t)len);
-    log_info(HTTP_LOG_MODULE, "event=request method=%s route=%s status=%d req_id=%s",
-             ex->req->request_method, status == 404 ? "unknown" : ex->req->local_uri, status,
-             ex->request_id);
+    http_send_raw(ex, status, head, body);
+}
+
+void http_send_error(struct http_exchange *ex, int status, const char *error, const char *message,
+                     const char *extra_headers)
+{
+    json_t *body = json_pack("{s:b, s:s, s:s}", "success", 0, "error", error, "message", message);
+    char *text = json_dumps(body, JSON_COMPACT);
+
+    http_send(ex, status, extra_headers, text != NULL ? text : "{\"success\":false}");
+    free(text);
+    json_decref(body);
+}
+
+/* Reads the body, refusing more than HTTP_BODY_MAX_BYTES from the header or while reading. */
+static int http_read_body(struct http_exchange *ex)
+{
+    long long declared = ex->req->content_length;
+    char *buf;
+    size_t len = 0;
+    int n;
+
+    if (declared > HTTP_BODY_MAX_BYTES)
+        return M360_EINVAL;
+    buf = malloc(HTTP_BODY_MAX_BYTES + 1);
+    if (buf == NULL)
+        return M360_ENOMEM;
+    while (len <= HTTP_BODY_MAX_BYTES &&
+           (n = mg_read(ex->conn, buf + len, HTTP_BODY_MAX_BYTES + 1 - len)) > 0)
+        len += (size_t)n;
+    if (len > HTTP_BODY_MAX_BYTES) {
+        free(buf);
+        return M360_EINVAL;
+    }
+    buf[len] = '\0';
+    ex->body = buf;
+    ex->body_len = len;
+    return 0;
+}
+
+/* application/json, with or without parameters such as charset. */
+static bool http_is_json(const char *content_type)
+{
+    static const char json_type[] = "application/json";
+    size_t n = sizeof(json_type) - 1;
+
+    if (content_type == NULL || strncasecmp(content_type, json_type, n) != 0)
+        return false;
+    return content_type[n] == '\0' || content_type[n] == ';' || content_type[n] == ' ';
+}
+
+/* Checks the body as the contract orders it: 415, then InvalidJson. */
+static int http_check_body(struct http_exchange *ex)
+{
+    json_error_t error;
+    json_t *parsed;
+    bool blank = strspn(ex->body, " \t\r\n") == ex->body_len;
+
+    if (ex->body_len > 0 && !http_is_json(mg_get_header(ex->conn, "Content-Type"))) {
+        http_send_error(ex, 415, "UnsupportedMediaType", "Send the body as application/json", "");
+        return M360_EINVAL;
+    }
+    if (blank) {
+        free(ex->body);
+        ex->body = strdup("{}");
+        ex->body_len = 2;
+        return ex->body != NULL ? 0 : M360_ENOMEM;
+    }
+    if (http_json_depth_check(ex->body, ex->body_len, HTTP_JSON_DEPTH_MAX) != 0) {
+        http_send_error(ex, 400, "InvalidJson", "The body nests too deeply", "");
+        return M360_EINVAL;
+    }
+
+    /* NUL escapes parse here so the field checks can name the field that holds one. */
+    parsed = json_loadb(ex->body, ex->body_len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &error);
+    if (parsed == NULL || !json_is_object(parsed)) {
+        http_send_error(ex, 400, "InvalidJson", "The body must be one JSON object", "");
+        json_decref(parsed);
+        return M360_EINVAL;
+    }
+    json_decref(parsed);
+    return 0;
+}
+
+static void http_access_log(const struct http_exchange *ex)
+{
+    int64_t latency_us = http_now_us() - ex->started_us;
+
+    metrics_request(ex->match.route != NULL ? route_index(ex->match.route) : -1, ex->status,
+                    latency_us);
+    if (ex->match.route != NULL && (ex->match.route->flags & ROUTE_LOGIN))
+        metrics_login(ex->status);
+    log_info(HTTP_LOG_MODULE,
+             "event=request method=%s route=%s status=%d latency_us=%lld req_id=%s user_id=%s",
+             ex->match.route != NULL ? ex->match.route->method : "-",
+             ex->match.route != NULL ? ex->match.route->pattern : "unmatched", ex->status,
+             (long long)latency_us, ex->request_id, ex->authenticated ? ex->claims.sub : "-");
+}
+
+/* Routes, reads and checks one request; the answer is sent by whichever step decides. */
+static void http_serve(struct http_exchange *ex)
+{
+    int rc = route_find(ex->req->request_method, ex->req->local_uri, &ex->match);
+
+    if (rc == M360_ENOTFOUND) {
+        http_send_error(ex, 404, "NotFound", "No such route", "");
+        return;
+    }
+    if (rc != 0) {
+        char allow[ROUTE_ALLOW_MAX_BYTES + 16];
+        snprintf(allow, sizeof(allow), "Allow: %s\r\n", ex->match.allow);
+        http_send_error(ex, 405, "MethodNotAllowed", "Method not allowed on this route", allow);
+        return;
+    }
+
+    rc = http_read_body(ex);
+    if (rc != 0) {
+        /* The rest of the body is never read, so the connection cannot be reused. */
+        ex->close = true;
+        mg_disable_connection_keep_alive(ex->conn);
+        http_send_error(ex, 413, "PayloadTooLarge", "The body is larger than 64 KiB", "");
+        return;
+    }
+
+    if (ex->match.route->guard == ROUTE_AUTHENTICATED && http_authenticate(ex) != 0)
+        return;
+    if (ex->match.route->target == ROUTE_LOCAL) {
+        http_serve_local(ex);
+        return;
+    }
+    if (http_check_body(ex) != 0)
+        return;
+    http_dispatch(ex);
 }
 
 static int http_handle(struct mg_connection *conn, void *data)
 {
-    struct http_exchange ex = {conn, mg_get_request_info(conn), {0}};
+    struct http_exchange ex = {
+        .server = data,
+        .conn = conn,
+        .req = mg_get_request_info(conn),
+        .thread = mg_get_thread_pointer(conn),
+        .started_us = http_now_us(),
+        .status = 500,
+    };
 
-    (void)data;
     http_request_id(mg_get_header(conn, "X-Request-Id"), ex.request_id);
-
-    if (strcmp(ex.req->local_uri, "/healthz") != 0) {
-        http_send(&ex, 404, "",
-                  "{\"success\":false,\"error\":\"NotFound\",\"message\":\"No such route\"}");
-    } else if (strcmp(ex.req->request_method, "GET") != 0) {
-        http_send(&ex, 405, "Allow: GET\r\n",
-                  "{\"success\":false,\"error\":\"MethodNotAllowed\","
-                  "\"message\":\"Method not allowed on this route\"}");
-    } else {
-        http_send(&ex, 200, "", "{\"success\":true}");
-    }
-    return 200;
+    http_serve(&ex);
+    http_access_log(&ex);
+    free(ex.body);
+    return ex.status;
 }
 
 /* civetweb reports its own failures through this callback; they go to our log. */
@@ -117,7 +312,84 @@ static int http_log_message(const struct mg_connection *conn, const char *messag
     return 1;
 }
 
-struct http_server *http_server_new(const struct cfg *cfg)
+/* Each request thread gets its own pool clients: ZeroMQ sockets belong to one thread. */
+static void *http_thread_init(const struct mg_context *ctx, int thread_type)
+{
+    struct http_server *server = mg_get_user_data(ctx);
+    struct http_thread *thread;
+
+    if (thread_type != 1)
+        return NULL;
+    thread = calloc(1, sizeof(*thread));
+    for (int i = 0; thread != NULL && i < HTTP_POOLS; i++)
+        thread->clients[i] =
+            pool_client_new(server->zmq_ctx, server->endpoints[i], &server->stats[i]);
+    return thread;
+}
+
+static void http_thread_exit(const struct mg_context *ctx, int thread_type, void *pointer)
+{
+    struct http_thread *thread = pointer;
+
+    (void)ctx;
+    (void)thread_type;
+    if (thread == NULL)
+        return;
+    for (int i = 0; i < HTTP_POOLS; i++)
+        pool_client_destroy(&thread->clients[i]);
+    free(thread);
+}
+
+/* Writes pending session activity to the auth pool in batches. */
+static void http_activity_flush(struct http_server *server, struct pool_client *client)
+{
+    struct session_activity batch[HTTP_ACTIVITY_BATCH];
+    int n;
+
+    while ((n = session_cache_take_activity(server->sessions, batch, HTTP_ACTIVITY_BATCH)) > 0) {
+        json_t *rows = json_array();
+        json_t *payload;
+        char *text;
+        char *headers = NULL;
+        char *body = NULL;
+        int status = 0;
+
+        for (int i = 0; i < n; i++)
+            json_array_append_new(
+                rows, json_pack("[s, I]", batch[i].session_id, (json_int_t)batch[i].at));
+        payload = json_pack("{s:{}, s:{s:o}, s:{}}", "ctx", "body", "sessions", rows, "params");
+        text = json_dumps(payload, JSON_COMPACT);
+        if (text == NULL ||
+            pool_client_call(client, "session.touch", text, strlen(text),
+                             (int)server->cfg->pool_timeout_s * 1000, &status, &headers,
+                             &body) != 0 ||
+            status != 200)
+            log_warn(HTTP_LOG_MODULE, "event=activity_flush_failed sessions=%d", n);
+        free(text);
+        free(headers);
+        free(body);
+        json_decref(payload);
+    }
+}
+
+static void *http_activity_main(void *arg)
+{
+    struct http_server *server = arg;
+    struct pool_client *client = pool_client_new(server->zmq_ctx, server->endpoints[HTTP_POOL_AUTH],
+                                                 &server->stats[HTTP_POOL_AUTH]);
+
+    while (!atomic_load(&server->stopping)) {
+        for (int waited = 0; waited < HTTP_ACTIVITY_FLUSH_MS && !atomic_load(&server->stopping);
+             waited += 100)
+            poll_sleep_ms(100);
+        if (client != NULL)
+            http_activity_flush(server, client);
+    }
+    pool_client_destroy(&client);
+    return NULL;
+}
+
+struct http_server *http_server_new(const struct cfg *cfg, void *zmq_ctx)
 {
     struct http_server *server = calloc(1, sizeof(*server));
     struct mg_callbacks callbacks = {0};
@@ -141,29 +413,65 @@ struct http_server *http_server_new(const struct cfg *cfg)
 
     if (server == NULL)
         return NULL;
+    server->cfg = cfg;
+    server->zmq_ctx = zmq_ctx;
+    server->keys = (struct token_keys){cfg->jwt_secret, cfg->jwt_refresh_secret, cfg->jwt_expiry_s,
+                                       cfg->jwt_refresh_expiry_s};
+    server->endpoints[HTTP_POOL_AUTH] = cfg->auth_endpoint;
+    server->endpoints[HTTP_POOL_BILLING] = cfg->billing_endpoint;
+    server->endpoints[HTTP_POOL_AUDIT] = cfg->audit_endpoint;
+    server->endpoints[HTTP_POOL_NOTIFIER] = cfg->notifier_endpoint;
+    for (int i = 0; i < HTTP_POOLS; i++)
+        server->pool_names[i] = http_pool_names[i];
+    atomic_init(&server->stopping, false);
+
+    server->sessions = session_cache_new();
+    if (server->sessions == NULL)
+        goto fail;
+    server->listener = session_listener_new(cfg, server->sessions);
+    if (server->listener == NULL ||
+        pthread_create(&server->activity_thread, NULL, http_activity_main, server) != 0)
+        goto fail;
+    server->activity_started = true;
+
     snprintf(port, sizeof(port), "%d", cfg->port);
     snprintf(threads, sizeof(threads), "%d", cfg->http_threads);
     callbacks.log_message = http_log_message;
-
+    callbacks.init_thread = http_thread_init;
+    callbacks.exit_thread = http_thread_exit;
     mg_init_library(0);
+    server->library_ready = true;
     server->ctx = mg_start(&callbacks, server, options);
     if (server->ctx == NULL) {
         log_err(HTTP_LOG_MODULE, "event=listen_failed port=%d", cfg->port);
-        http_server_destroy(&server);
-        return NULL;
+        goto fail;
     }
     mg_set_request_handler(server->ctx, "/", http_handle, server);
     log_notice(HTTP_LOG_MODULE, "event=listening port=%d threads=%d", cfg->port, cfg->http_threads);
     return server;
+
+fail:
+    http_server_destroy(&server);
+    return NULL;
 }
 
-void http_server_destroy(struct http_server **server)
+void http_server_destroy(struct http_server **server_ptr)
 {
-    if (server == NULL || *server == NULL)
+    struct http_server *server = server_ptr != NULL ? *server_ptr : NULL;
+
+    if (server == NULL)
         return;
-    if ((*server)->ctx != NULL)
-        mg_stop((*server)->ctx);
-    mg_exit_library();
-    free(*server);
-    *server = NULL;
+
+    /* Requests in flight finish first; their activity is then written by the last flush. */
+    if (server->ctx != NULL)
+        mg_stop(server->ctx);
+    if (server->library_ready)
+        mg_exit_library();
+    atomic_store(&server->stopping, true);
+    if (server->activity_started)
+        pthread_join(server->activity_thread, NULL);
+    session_listener_destroy(&server->listener);
+    session_cache_destroy(&server->sessions);
+    free(server);
+    *server_ptr = NULL;
 }

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 /* manas360d: the command line of the server binary. */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +9,9 @@
 #include "manas360/cfg.h"
 #include "manas360/db.h"
 #include "manas360/err.h"
-#include "manas360/http.h"
 #include "manas360/log.h"
 #include "manas360/migrate.h"
+#include "manas360/serve.h"
 
 #define EXIT_USAGE 2
 #define MAIN_LOG_MODULE "main"
@@ -25,7 +24,9 @@ static void main_help(void)
     printf("%s\n"
            "  migrate            apply pending schema migrations from MIGRATIONS_DIR\n"
            "  migrate --status   list each migration as applied, pending or changed\n"
-           "  serve              run the HTTP front end on PORT\n"
+           "  serve              run the front end on PORT and every worker pool\n"
+           "  serve --front-end  run only the front end; pools at the *_POOL_ENDPOINT addresses\n"
+           "  serve --pools=LIST run only these pools (auth, billing, audit, notifier)\n"
            "  --version          print the version\n"
            "  --help             print this help\n"
            "\n"
@@ -83,62 +84,30 @@ static int main_migrate(const struct cfg *cfg, int status_only)
     return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
-/* Refuses to serve a database whose schema is behind or was edited. */
-static int main_schema_check(const struct cfg *cfg)
+/* Reads serve's option into the parts to run; M360_EINVAL for anything unknown. */
+static int main_serve_parts(int argc, char **argv, unsigned *parts)
 {
-    struct migrate_status status = {0};
-    struct db *db = db_new(cfg->database_url);
-    int rc = M360_EUNAVAILABLE;
+    static const char pools_option[] = "--pools=";
 
-    if (db != NULL)
-        rc = migrate_status_read(db, cfg->migrations_dir, &status);
-    if (rc == 0 && (status.pending > 0 || status.changed > 0)) {
-        log_err(MAIN_LOG_MODULE, "event=schema_not_current pending=%d changed=%d hint=%s",
-                status.pending, status.changed, "\"run manas360d migrate\"");
-        rc = M360_ECHANGED;
-    } else if (rc != 0) {
-        log_err(MAIN_LOG_MODULE, "event=schema_check_failed code=%s", err_str(rc));
+    *parts = SERVE_ALL;
+    if (argc == 2)
+        return 0;
+    if (argc != 3)
+        return M360_EINVAL;
+    if (strcmp(argv[2], "--front-end") == 0) {
+        *parts = SERVE_FRONT_END;
+        return 0;
     }
-    migrate_status_cleanup(&status);
-    db_destroy(&db);
-    return rc;
-}
-
-/* Runs until SIGTERM or SIGINT, then stops accepting and lets in-flight requests finish. */
-static int main_serve(const struct cfg *cfg)
-{
-    struct http_server *server;
-    sigset_t stop_signals;
-    int signal_number = 0;
-
-    if (main_schema_check(cfg) != 0)
-        return EXIT_FAILURE;
-
-    /* Blocked before any thread starts, so every thread inherits the mask and only
-     * sigwait below receives them. */
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    server = http_server_new(cfg);
-    if (server == NULL)
-        return EXIT_FAILURE;
-    log_notice(MAIN_LOG_MODULE, "event=started version=%s env=%s", MANAS360_VERSION,
-               cfg_env_name(cfg->env));
-
-    sigwait(&stop_signals, &signal_number);
-    log_notice(MAIN_LOG_MODULE, "event=stopping signal=%s",
-               signal_number == SIGINT ? "SIGINT" : "SIGTERM");
-    http_server_destroy(&server);
-    log_notice(MAIN_LOG_MODULE, "event=stopped");
-    return EXIT_SUCCESS;
+    if (strncmp(argv[2], pools_option, sizeof(pools_option) - 1) == 0)
+        return serve_pools_parse(argv[2] + sizeof(pools_option) - 1, parts);
+    return M360_EINVAL;
 }
 
 int main(int argc, char **argv)
 {
     struct cfg cfg;
+    unsigned parts = SERVE_ALL;
+    bool migrate;
     int rc;
 
     if (argc == 2 && strcmp(argv[1], "--help") == 0) {
@@ -149,21 +118,23 @@ int main(int argc, char **argv)
         printf("manas360d %s\n", MANAS360_VERSION);
         return EXIT_SUCCESS;
     }
-    if (argc < 2 || (strcmp(argv[1], "migrate") != 0 && strcmp(argv[1], "serve") != 0))
+    if (argc < 2)
         return main_usage_error();
-    if (strcmp(argv[1], "migrate") == 0 && argc == 3 && strcmp(argv[2], "--status") != 0)
+    migrate = strcmp(argv[1], "migrate") == 0;
+    if (migrate && (argc > 3 || (argc == 3 && strcmp(argv[2], "--status") != 0)))
         return main_usage_error();
-    if ((strcmp(argv[1], "migrate") == 0 && argc > 3) ||
-        (strcmp(argv[1], "serve") == 0 && argc > 2))
+    if (!migrate && (strcmp(argv[1], "serve") != 0 || main_serve_parts(argc, argv, &parts) != 0))
         return main_usage_error();
 
     rc = main_setup(&cfg);
     if (rc != 0)
         return rc;
-    if (strcmp(argv[1], "migrate") == 0)
+    if (!migrate && serve_check_endpoints(&cfg, parts, stderr) != 0)
+        rc = EXIT_USAGE;
+    else if (migrate)
         rc = main_migrate(&cfg, argc == 3);
     else
-        rc = main_serve(&cfg);
+        rc = serve_run(&cfg, parts) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
     cfg_cleanup(&cfg);
     log_shutdown();
     return rc;

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/* What the front end's files share: the server, a request thread and one exchange. */
+#ifndef MANAS360_HTTP_INTERNAL_H
+#define MANAS360_HTTP_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pthread.h>
+
+#include "manas360/http.h"
+#include "manas360/pool.h"
+#include "manas360/route.h"
+#include "manas360/session.h"
+#include "manas360/token.h"
+
+enum http_pool {
+    HTTP_POOL_AUTH,
+    HTTP_POOL_BILLING,
+    HTTP_POOL_AUDIT,
+    HTTP_POOL_NOTIFIER,
+    HTTP_POOLS,
+};
+
+struct http_server {
+    struct mg_context *ctx;
+    const struct cfg *cfg;
+    void *zmq_ctx;
+    struct token_keys keys;
+    const char *endpoints[HTTP_POOLS];
+    const char *pool_names[HTTP_POOLS];
+    struct pool_stats stats[HTTP_POOLS]; /* shared by every thread's clients (atomics) */
+    struct session_cache *sessions;
+    struct session_listener *listener;
+    pthread_t activity_thread;
+    bool activity_started;
+    bool library_ready;
+    atomic_bool stopping;
+};
+
+/* A civetweb request thread's own state. */
+struct http_thread {
+    struct pool_client *clients[HTTP_POOLS];
+};
+
+/* One request and what has been learnt about it so far. */
+struct http_exchange {
+    struct http_server *server;
+    struct mg_connection *conn;
+    const struct mg_request_info *req;
+    struct http_thread *thread;
+    char request_id[HTTP_REQUEST_ID_MAX + 1];
+    struct route_match match;
+    char *body; /* NUL-terminated; "{}" when the request had none */
+    size_t body_len;
+    bool authenticated;
+    struct token_claims claims;
+    bool close; /* the connection cannot be reused after this answer */
+    int status; /* the status sent, for the access log */
+    int64_t started_us;
+};
+
+int64_t http_now_us(void);
+
+/* Sleeps, for the front end's housekeeping threads. */
+void poll_sleep_ms(int ms);
+
+/* Sends a response: status, extra header lines (each ending "\r\n") and a JSON body. */
+void http_send(struct http_exchange *ex, int status, const char *extra_headers, const char *body);
+
+/* Sends a response whose status line and headers are already rendered in `head`. */
+void http_send_raw(struct http_exchange *ex, int status, const char *head, const char *body);
+
+/* Sends the contract's error body. */
+void http_send_error(struct http_exchange *ex, int status, const char *error, const char *message,
+                     const char *extra_headers);
+
+/*
+ * The access decision's first step: a valid access token of an open session. Sends the 401
+ * (or 503) itself and returns non-zero when the request stops here.
+ */
+int http_authenticate(struct http_exchange *ex);
+
+/*
+ * Calls `pool` with `message` and a payload of the exchange's context, `body_json` (JSON text
+ * of an object) and path parameters. On success fills *status, *headers and *body (caller
+ * frees). Returns 0, M360_ETIMEDOUT or M360_EUNAVAILABLE.
+ */
+int http_pool_call(struct http_exchange *ex, enum http_pool pool, const char *message,
+                   const char *body_json, int timeout_ms, int *status, char **headers, char **body);
+
+/* Sends the request to its route's pool and relays the answer. */
+void http_dispatch(struct http_exchange *ex);
+
+/* Answers the front end's own routes: /healthz, /readyz, /metrics. */
+void http_serve_local(struct http_exchange *ex);
+
+#endif

@@ -26,6 +26,7 @@
 #define HTTP_KEEP_ALIVE_TIMEOUT_MS "15000"
 #define HTTP_ACTIVITY_FLUSH_MS 5000
 #define HTTP_ACTIVITY_BATCH 1000
+#define HTTP_DRAIN_MS 10000 /* how long shutdown waits for requests in flight */
 #define HTTP_LOG_MODULE "http"
 
 static const char *const http_pool_names[HTTP_POOLS] = {"auth", "billing", "audit", "notifier"};
@@ -294,11 +295,46 @@ static int http_handle(struct mg_connection *conn, void *data)
         .status = 500,
     };
 
+    atomic_fetch_add(&ex.server->in_flight, 1);
     http_request_id(mg_get_header(conn, "X-Request-Id"), ex.request_id);
-    http_serve(&ex);
+    if (atomic_load(&ex.server->draining)) {
+        ex.close = true;
+        mg_disable_connection_keep_alive(conn);
+        http_send_error(&ex, 503, "ServiceUnavailable", "The server is shutting down",
+                        "Retry-After: 1\r\n");
+    } else {
+        http_serve(&ex);
+    }
     http_access_log(&ex);
     free(ex.body);
+    atomic_fetch_sub(&ex.server->in_flight, 1);
     return ex.status;
+}
+
+/*
+ * Errors civetweb decides itself (a malformed request line or header) still get the
+ * contract's JSON body and a request id.
+ */
+static int http_error_page(struct mg_connection *conn, int status, const char *message)
+{
+    static const struct {
+        int status;
+        const char *error;
+    } codes[] = {{400, "ValidationError"},      {404, "NotFound"},
+                 {405, "MethodNotAllowed"},     {413, "PayloadTooLarge"},
+                 {415, "UnsupportedMediaType"}, {503, "ServiceUnavailable"}};
+    struct http_exchange ex = {.conn = conn, .req = mg_get_request_info(conn), .status = status};
+    const char *error = "InternalError";
+
+    (void)message;
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        if (codes[i].status == status)
+            error = codes[i].error;
+    }
+    http_request_id(NULL, ex.request_id);
+    ex.close = true;
+    http_send_error(&ex, status == 200 ? 500 : status, error, "The request could not be read", "");
+    return 0;
 }
 
 /* civetweb reports its own failures through this callback; they go to our log. */
@@ -424,6 +460,8 @@ struct http_server *http_server_new(const struct cfg *cfg, void *zmq_ctx)
     for (int i = 0; i < HTTP_POOLS; i++)
         server->pool_names[i] = http_pool_names[i];
     atomic_init(&server->stopping, false);
+    atomic_init(&server->draining, false);
+    atomic_init(&server->in_flight, 0);
 
     server->sessions = session_cache_new();
     if (server->sessions == NULL)
@@ -437,6 +475,7 @@ struct http_server *http_server_new(const struct cfg *cfg, void *zmq_ctx)
     snprintf(port, sizeof(port), "%d", cfg->port);
     snprintf(threads, sizeof(threads), "%d", cfg->http_threads);
     callbacks.log_message = http_log_message;
+    callbacks.http_error = http_error_page;
     callbacks.init_thread = http_thread_init;
     callbacks.exit_thread = http_thread_exit;
     mg_init_library(0);
@@ -462,7 +501,15 @@ void http_server_destroy(struct http_server **server_ptr)
     if (server == NULL)
         return;
 
-    /* Requests in flight finish first; their activity is then written by the last flush. */
+    /*
+     * civetweb stops writing the moment mg_stop begins, so requests in flight must finish
+     * before it: new ones are turned away meanwhile. Their activity is then written by the
+     * last flush.
+     */
+    atomic_store(&server->draining, true);
+    for (int waited = 0; waited < HTTP_DRAIN_MS && atomic_load(&server->in_flight) > 0;
+         waited += 10)
+        poll_sleep_ms(10);
     if (server->ctx != NULL)
         mg_stop(server->ctx);
     if (server->library_ready)

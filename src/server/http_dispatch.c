@@ -14,7 +14,7 @@
 
 #define HTTP_WWW_AUTHENTICATE "WWW-Authenticate: Bearer\r\n"
 #define HTTP_RETRY_SOON "Retry-After: 1\r\n"
-#define HTTP_USER_AGENT_MAX 512
+#define HTTP_CTX_TEXT_MAX 512
 #define HTTP_DISPATCH_LOG_MODULE "dispatch"
 
 void poll_sleep_ms(int ms)
@@ -29,6 +29,31 @@ static int64_t http_unix_now(void)
     return (int64_t)time(NULL);
 }
 
+/*
+ * A JSON string of at most `max` bytes of `text` (cut at a character boundary); bytes that
+ * are not UTF-8 become '?', since clients send headers and paths in any encoding.
+ */
+static json_t *http_json_text(const char *text, size_t len, size_t max)
+{
+    char copy[HTTP_CTX_TEXT_MAX + 1];
+    size_t available = len;
+    json_t *value;
+
+    if (len > max)
+        len = max;
+    if (len > HTTP_CTX_TEXT_MAX)
+        len = HTTP_CTX_TEXT_MAX;
+    while (len > 0 && len < available && ((unsigned char)text[len] & 0xC0) == 0x80)
+        len--;
+    value = json_stringn(text, len);
+    if (value != NULL)
+        return value;
+
+    for (size_t i = 0; i < len; i++)
+        copy[i] = ((unsigned char)text[i] < 0x80 && text[i] != '\0') ? text[i] : '?';
+    return json_stringn(copy, len);
+}
+
 /* The caller's context for a pool: who, from where, which request. */
 static json_t *http_ctx_json(const struct http_exchange *ex)
 {
@@ -38,9 +63,8 @@ static json_t *http_ctx_json(const struct http_exchange *ex)
     json_object_set_new(ctx, "request_id", json_string(ex->request_id));
     json_object_set_new(ctx, "ip", json_string(ex->req->remote_addr));
     json_object_set_new(ctx, "user_agent",
-                        agent != NULL
-                            ? json_stringn_nocheck(agent, strnlen(agent, HTTP_USER_AGENT_MAX))
-                            : json_null());
+                        agent != NULL ? http_json_text(agent, strlen(agent), HTTP_CTX_TEXT_MAX)
+                                      : json_null());
     if (ex->authenticated) {
         json_object_set_new(ctx, "user_id", json_string(ex->claims.sub));
         json_object_set_new(ctx, "session_id", json_string(ex->claims.sid));
@@ -62,7 +86,7 @@ static json_t *http_params_json(const struct http_exchange *ex)
             continue;
         memcpy(name, p->name, name_len);
         name[name_len] = '\0';
-        json_object_set_new(params, name, json_stringn_nocheck(p->value, p->len));
+        json_object_set_new(params, name, http_json_text(p->value, p->len, HTTP_CTX_TEXT_MAX));
     }
     return params;
 }

@@ -37,7 +37,9 @@ struct http_server {
     pthread_t activity_thread;
     bool activity_started;
     bool library_ready;
-    atomic_bool stopping;
+    atomic_bool stopping; /* the housekeeping threads end */
+    atomic_bool draining; /* new requests get 503 while in-flight ones finish */
+    atomic_int in_flight; /* requests inside http_handle */
 };
 
 /* A civetweb request thread's own state. */

@@ -288,7 +288,8 @@ static void pool_worker_dispatch(struct pool_thread *thread, const char *type, c
     struct pool_worker *worker = &thread->worker;
     pool_handler_fn handler = pool_route_find(thread->pool->def, type);
     struct pool_request req = {.type = type};
-    json_t *root = json_loadb(payload, payload_len, JSON_REJECT_DUPLICATES, NULL);
+    /* NUL escapes pass: the handler's field checks name the field that holds one. */
+    json_t *root = json_loadb(payload, payload_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
     json_t *empty = json_object();
     json_int_t deadline;
     int rc;
@@ -561,6 +562,19 @@ void pool_client_destroy(struct pool_client **client)
     *client = NULL;
 }
 
+/* A frame's bytes as a NUL-terminated copy; frames carry no terminator of their own. */
+static char *pool_frame_text(zmq_msg_t *frame)
+{
+    size_t len = zmq_msg_size(frame);
+    char *text = malloc(len + 1);
+
+    if (text != NULL) {
+        memcpy(text, zmq_msg_data(frame), len);
+        text[len] = '\0';
+    }
+    return text;
+}
+
 /* Reads a reply; returns 1 when it answers call `seq`, 0 for a stale one, <0 on error. */
 static int pool_client_take(struct pool_client *client, uint64_t seq, int *status, char **headers,
                             char **body)
@@ -579,8 +593,8 @@ static int pool_client_take(struct pool_client *client, uint64_t seq, int *statu
 
         memcpy(code, zmq_msg_data(&msg.frames[2]), code_len < 7 ? code_len : 7);
         *status = atoi(code);
-        *headers = strndup(zmq_msg_data(&msg.frames[3]), zmq_msg_size(&msg.frames[3]));
-        *body = strndup(zmq_msg_data(&msg.frames[4]), zmq_msg_size(&msg.frames[4]));
+        *headers = pool_frame_text(&msg.frames[3]);
+        *body = pool_frame_text(&msg.frames[4]);
         rc = (*headers != NULL && *body != NULL) ? 1 : M360_ENOMEM;
         if (rc != 1) {
             free(*headers);

@@ -25,8 +25,9 @@ enum route_target {
 };
 
 enum route_flag {
-    ROUTE_NO_STORE = 1 << 0, /* the response carries a token: Cache-Control: no-store */
-    ROUTE_LOGIN = 1 << 1,    /* count the result in the login metrics */
+    ROUTE_NO_STORE = 1 << 0,    /* the response carries a token: Cache-Control: no-store */
+    ROUTE_LOGIN = 1 << 1,       /* count the result in the login metrics */
+    ROUTE_USER_CACHED = 1 << 2, /* the answer depends on the caller's account only: cached */
 };
 
 enum route_local {

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The front end's session cache: whether a session is open, without a database round trip
- * per request. Sessions ended anywhere arrive as PostgreSQL notifications on the channel
- * SESSION_CHANNEL and leave a tombstone, so a lookup racing the end can never bring an ended
+ * per request. Sessions ended anywhere are announced on the channel SESSION_CHANNEL (see
+ * watch.h) and leave a tombstone here, so a lookup racing the end can never bring an ended
  * session back. Activity is recorded in memory and written in batches.
  */
 #ifndef MANAS360_SESSION_H
@@ -65,20 +65,5 @@ void session_cache_flush(struct session_cache *cache);
 
 /* How many entries are held (open and ended). */
 int session_cache_size(struct session_cache *cache);
-
-struct session_listener;
-
-/*
- * Starts a thread that LISTENs on SESSION_CHANNEL with its own connection to
- * cfg->database_url and ends each named session in `cache`; after a lost connection it
- * reconnects and flushes the cache. Returns NULL when the thread cannot start.
- */
-struct session_listener *session_listener_new(const struct cfg *cfg, struct session_cache *cache);
-
-/* Stops the thread and closes its connection. */
-void session_listener_destroy(struct session_listener **listener);
-
-/* True while the listener holds a live LISTEN connection. */
-bool session_listener_connected(struct session_listener *listener);
 
 #endif

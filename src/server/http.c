@@ -425,6 +425,40 @@ static void *http_activity_main(void *arg)
     return NULL;
 }
 
+static void http_session_ended(void *arg, const char *payload)
+{
+    struct http_server *server = arg;
+
+    if (strlen(payload) == SESSION_ID_BYTES - 1)
+        session_cache_end(server->sessions, payload);
+}
+
+static void http_account_changed(void *arg, const char *payload)
+{
+    struct http_server *server = arg;
+
+    user_cache_drop(server->users, payload);
+}
+
+/* After a gap in listening, nothing cached can be trusted: tombstones alone stay true. */
+static void http_caches_flush(void *arg)
+{
+    struct http_server *server = arg;
+
+    session_cache_flush(server->sessions);
+    user_cache_drop(server->users, "*");
+}
+
+static struct watch *http_watch_start(struct http_server *server)
+{
+    const struct watch_channel channels[] = {
+        {SESSION_CHANNEL, http_session_ended, server},
+        {USER_CACHE_CHANNEL, http_account_changed, server},
+    };
+
+    return watch_new(server->cfg, channels, 2, http_caches_flush, server);
+}
+
 struct http_server *http_server_new(const struct cfg *cfg, void *zmq_ctx)
 {
     struct http_server *server = calloc(1, sizeof(*server));
@@ -464,10 +498,11 @@ struct http_server *http_server_new(const struct cfg *cfg, void *zmq_ctx)
     atomic_init(&server->in_flight, 0);
 
     server->sessions = session_cache_new();
-    if (server->sessions == NULL)
+    server->users = user_cache_new();
+    if (server->sessions == NULL || server->users == NULL)
         goto fail;
-    server->listener = session_listener_new(cfg, server->sessions);
-    if (server->listener == NULL ||
+    server->watch = http_watch_start(server);
+    if (server->watch == NULL ||
         pthread_create(&server->activity_thread, NULL, http_activity_main, server) != 0)
         goto fail;
     server->activity_started = true;
@@ -517,8 +552,9 @@ void http_server_destroy(struct http_server **server_ptr)
     atomic_store(&server->stopping, true);
     if (server->activity_started)
         pthread_join(server->activity_thread, NULL);
-    session_listener_destroy(&server->listener);
+    watch_destroy(&server->watch);
     session_cache_destroy(&server->sessions);
+    user_cache_destroy(&server->users);
     free(server);
     *server_ptr = NULL;
 }

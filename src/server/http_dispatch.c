@@ -163,14 +163,33 @@ static void http_send_unavailable(struct http_exchange *ex)
                     HTTP_RETRY_SOON);
 }
 
-/* After a request that ended sessions, this process stops honouring them at once; the
- * notification reaches every other process within moments. */
-static void http_after_reply(struct http_exchange *ex, int status)
+/* The id of the account a login answer names, for dropping its cached profile. */
+static void http_drop_logged_in(struct http_exchange *ex, const char *body)
+{
+    json_t *reply = json_loads(body, 0, NULL);
+    const char *user_id = json_string_value(json_object_get(json_object_get(reply, "user"), "id"));
+
+    if (user_id != NULL)
+        user_cache_drop(ex->server->users, user_id);
+    json_decref(reply);
+}
+
+/*
+ * What a successful change means for this process's caches, at once: the database's
+ * announcement reaches every process within moments, but the caller's next request may come
+ * sooner and must see its own change.
+ */
+static void http_after_reply(struct http_exchange *ex, int status, const char *body)
 {
     const char *message = ex->match.route->message;
 
-    if (status != 200)
+    if (status < 200 || status > 299 || strcmp(ex->match.route->method, "GET") == 0)
         return;
+    if (ex->authenticated)
+        user_cache_drop(ex->server->users, ex->claims.sub);
+    else if (ex->match.route->flags & ROUTE_LOGIN)
+        http_drop_logged_in(ex, body);
+
     if (strcmp(message, "auth.logout") == 0) {
         session_cache_end(ex->server->sessions, ex->claims.sid);
     } else if (strcmp(message, "sessions.delete") == 0 && ex->match.nparams == 1 &&
@@ -183,15 +202,31 @@ static void http_after_reply(struct http_exchange *ex, int status)
     }
 }
 
+/* Answers from the account cache when it holds the caller; true when it did. */
+static bool http_dispatch_cached(struct http_exchange *ex)
+{
+    char *body = NULL;
+
+    if (user_cache_lookup(ex->server->users, ex->claims.sub, http_unix_now(), &body) != 0)
+        return false;
+    http_send(ex, 200, "", body);
+    free(body);
+    return true;
+}
+
 void http_dispatch(struct http_exchange *ex)
 {
     const struct route *route = ex->match.route;
+    bool cached = (route->flags & ROUTE_USER_CACHED) != 0;
+    uint64_t generation = user_cache_generation(ex->server->users);
     char *headers = NULL;
     char *body = NULL;
     char extra[POOL_HEADERS_MAX_BYTES + sizeof(HTTP_WWW_AUTHENTICATE)];
     int status = 0;
     int rc;
 
+    if (cached && http_dispatch_cached(ex))
+        return;
     rc = http_pool_call(ex, http_pool_of(route->target), route->message, ex->body,
                         (int)ex->server->cfg->pool_timeout_s * 1000, &status, &headers, &body);
     if (rc != 0) {
@@ -205,7 +240,9 @@ void http_dispatch(struct http_exchange *ex)
     snprintf(extra, sizeof(extra), "%s%s", headers,
              (status == 401 && route->guard == ROUTE_AUTHENTICATED) ? HTTP_WWW_AUTHENTICATE : "");
     http_send(ex, status, extra, body);
-    http_after_reply(ex, status);
+    if (cached && status == 200)
+        user_cache_store(ex->server->users, ex->claims.sub, body, http_unix_now(), generation);
+    http_after_reply(ex, status, body);
     free(headers);
     free(body);
 }

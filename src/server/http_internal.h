@@ -15,6 +15,8 @@
 #include "manas360/route.h"
 #include "manas360/session.h"
 #include "manas360/token.h"
+#include "manas360/user_cache.h"
+#include "manas360/watch.h"
 
 enum http_pool {
     HTTP_POOL_AUTH,
@@ -33,7 +35,8 @@ struct http_server {
     const char *pool_names[HTTP_POOLS];
     struct pool_stats stats[HTTP_POOLS]; /* shared by every thread's clients (atomics) */
     struct session_cache *sessions;
-    struct session_listener *listener;
+    struct user_cache *users;
+    struct watch *watch; /* LISTENs for ended sessions and changed accounts */
     pthread_t activity_thread;
     bool activity_started;
     bool library_ready;

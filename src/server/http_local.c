@@ -14,7 +14,7 @@ static void http_readyz(struct http_exchange *ex)
 {
     json_t *pools = json_object();
     json_t *body;
-    bool ready = session_listener_connected(ex->server->listener);
+    bool ready = watch_connected(ex->server->watch);
     char *text;
 
     for (int i = 0; i < HTTP_POOLS; i++) {
@@ -35,8 +35,8 @@ static void http_readyz(struct http_exchange *ex)
         body = json_pack("{s:b, s:o}", "success", 1, "pools", pools);
     else
         body = json_pack("{s:b, s:s, s:s, s:o, s:b}", "success", 0, "error", "ServiceUnavailable",
-                         "message", "Not ready", "pools", pools, "sessionListener",
-                         session_listener_connected(ex->server->listener));
+                         "message", "Not ready", "pools", pools, "databaseListener",
+                         watch_connected(ex->server->watch));
     text = json_dumps(body, JSON_COMPACT);
     http_send(ex, ready ? 200 : 503, ready ? "" : "Retry-After: 1\r\n",
               text != NULL ? text : "{\"success\":false}");

@@ -28,7 +28,8 @@ static const struct route route_entries[] = {
           ROUTE_NO_STORE),
     ROUTE("POST", "/api/auth/logout", ROUTE_AUTHENTICATED, ROUTE_POOL_AUTH, "auth.logout", 0),
 
-    ROUTE("GET", "/api/profile", ROUTE_AUTHENTICATED, ROUTE_POOL_AUTH, "profile.get", 0),
+    ROUTE("GET", "/api/profile", ROUTE_AUTHENTICATED, ROUTE_POOL_AUTH, "profile.get",
+          ROUTE_USER_CACHED),
     ROUTE("PATCH", "/api/profile", ROUTE_AUTHENTICATED, ROUTE_POOL_AUTH, "profile.patch", 0),
     ROUTE("POST", "/api/profile/password", ROUTE_AUTHENTICATED, ROUTE_POOL_AUTH, "profile.password",
           0),

@@ -1,24 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* The session cache and the listener that keeps it true across processes. */
+/* The session cache: open sessions, tombstones of ended ones, and pending activity. */
 #include "manas360/session.h"
 
-#include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "manas360/err.h"
-#include "manas360/log.h"
 
 #define SESSION_STRIPES 256
 #define SESSION_STRIPE_MAX 1024 /* entries per stripe before the oldest are dropped */
 #define SESSION_ACTIVITY_MAX 65536
-#define SESSION_LISTEN_POLL_MS 250
-#define SESSION_RECONNECT_MS 1000
-#define SESSION_LOG_MODULE "session"
 
 struct session_slot {
     char session_id[SESSION_ID_BYTES];
@@ -247,113 +240,4 @@ int session_cache_size(struct session_cache *cache)
         pthread_mutex_unlock(&cache->stripes[i].lock);
     }
     return n;
-}
-
-/* ---- Listener -------------------------------------------------------------------------- */
-
-struct session_listener {
-    const struct cfg *cfg;
-    struct session_cache *cache;
-    pthread_t thread;
-    atomic_bool stopping;
-    atomic_bool connected;
-};
-
-/* Connects and LISTENs; NULL when the database cannot be reached. */
-static PGconn *session_listener_connect(struct session_listener *listener)
-{
-    PGconn *conn = PQconnectdb(listener->cfg->database_url);
-    PGresult *res;
-
-    if (PQstatus(conn) != CONNECTION_OK) {
-        PQfinish(conn);
-        return NULL;
-    }
-    res = PQexec(conn, "LISTEN " SESSION_CHANNEL);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        PQclear(res);
-        PQfinish(conn);
-        return NULL;
-    }
-    PQclear(res);
-    return conn;
-}
-
-/* Applies every notification that has arrived; false when the connection is lost. */
-static bool session_listener_drain(struct session_listener *listener, PGconn *conn)
-{
-    struct pollfd pfd = {PQsocket(conn), POLLIN, 0};
-    PGnotify *note;
-
-    if (poll(&pfd, 1, SESSION_LISTEN_POLL_MS) < 0)
-        return true;
-    if (PQconsumeInput(conn) == 0 || PQstatus(conn) != CONNECTION_OK)
-        return false;
-    while ((note = PQnotifies(conn)) != NULL) {
-        if (strlen(note->extra) == SESSION_ID_BYTES - 1)
-            session_cache_end(listener->cache, note->extra);
-        PQfreemem(note);
-    }
-    return true;
-}
-
-static void *session_listener_main(void *arg)
-{
-    struct session_listener *listener = arg;
-    PGconn *conn = NULL;
-
-    while (!atomic_load(&listener->stopping)) {
-        if (conn == NULL) {
-            conn = session_listener_connect(listener);
-            if (conn == NULL) {
-                poll(NULL, 0, SESSION_RECONNECT_MS);
-                continue;
-            }
-            /* Whatever ended while nobody listened is unknown: forget every open entry. */
-            session_cache_flush(listener->cache);
-            atomic_store(&listener->connected, true);
-            log_notice(SESSION_LOG_MODULE, "event=listening channel=%s", SESSION_CHANNEL);
-        }
-        if (!session_listener_drain(listener, conn)) {
-            atomic_store(&listener->connected, false);
-            session_cache_flush(listener->cache);
-            log_warn(SESSION_LOG_MODULE, "event=listen_connection_lost action=cache_flushed");
-            PQfinish(conn);
-            conn = NULL;
-        }
-    }
-    PQfinish(conn);
-    return NULL;
-}
-
-struct session_listener *session_listener_new(const struct cfg *cfg, struct session_cache *cache)
-{
-    struct session_listener *listener = calloc(1, sizeof(*listener));
-
-    if (listener == NULL)
-        return NULL;
-    listener->cfg = cfg;
-    listener->cache = cache;
-    atomic_init(&listener->stopping, false);
-    atomic_init(&listener->connected, false);
-    if (pthread_create(&listener->thread, NULL, session_listener_main, listener) != 0) {
-        free(listener);
-        return NULL;
-    }
-    return listener;
-}
-
-void session_listener_destroy(struct session_listener **listener)
-{
-    if (listener == NULL || *listener == NULL)
-        return;
-    atomic_store(&(*listener)->stopping, true);
-    pthread_join((*listener)->thread, NULL);
-    free(*listener);
-    *listener = NULL;
-}
-
-bool session_listener_connected(struct session_listener *listener)
-{
-    return atomic_load(&listener->connected);
 }

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The front end's caches across processes: two servers share one database, and whatever one
+ * changes, or the database changes behind both, the other honours within a second.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "test_support.h"
+
+#define PASSWORD "correct horse battery"
+#define WITHIN_MS 1000
+
+static struct tsupport_server first;
+static struct tsupport_server second;
+
+static void caches_setup(void)
+{
+    char shared_url[600];
+    const char *extra[] = {shared_url, NULL};
+
+    tsupport_server_start(&first, NULL);
+    snprintf(shared_url, sizeof(shared_url), "DATABASE_URL=%s", first.db.url);
+    tsupport_server_start(&second, extra);
+}
+
+static void caches_teardown(void)
+{
+    tsupport_server_destroy(&second);
+    tsupport_server_destroy(&first);
+}
+
+TestSuite(caches, .init = caches_setup, .fini = caches_teardown);
+
+static void stop_both(void)
+{
+    cr_expect_eq(tsupport_server_stop(&second), 0);
+    cr_expect_eq(tsupport_server_stop(&first), 0);
+}
+
+/* Polls GET `path` on `srv` until `done` says yes; returns the milliseconds it took or -1. */
+static long long poll_until(const struct tsupport_server *srv, const char *path, const char *token,
+                            bool (*done)(const struct tsupport_response *, const void *),
+                            const void *arg)
+{
+    long long started = tsupport_now_ms();
+
+    while (tsupport_now_ms() - started <= 3 * WITHIN_MS) {
+        struct tsupport_response res;
+        bool ok;
+
+        tsupport_json(srv->port, "GET", path, token, NULL, &res);
+        ok = done(&res, arg);
+        tsupport_response_cleanup(&res);
+        if (ok)
+            return tsupport_now_ms() - started;
+        usleep(20000);
+    }
+    return -1;
+}
+
+static bool is_status(const struct tsupport_response *res, const void *arg)
+{
+    return res->status == *(const long *)arg;
+}
+
+/* arg: {"dotted.path", "wanted value"} */
+static bool has_value(const struct tsupport_response *res, const void *arg)
+{
+    const char *const *want = arg;
+    const char *got = tsupport_str(res->json, want[0]);
+
+    return res->status == 200 && got != NULL && strcmp(got, want[1]) == 0;
+}
+
+static void expect_profile_status(const struct tsupport_server *srv, const char *token, long status)
+{
+    struct tsupport_response res;
+
+    tsupport_json(srv->port, "GET", "/api/profile", token, NULL, &res);
+    cr_expect_eq(res.status, status, "%s", res.body);
+    tsupport_response_cleanup(&res);
+}
+
+Test(caches, logout_on_one_front_end_is_refused_on_the_other)
+{
+    struct tsupport_user user;
+    struct tsupport_response res;
+    long unauthorized = 401;
+    long long took;
+
+    tsupport_user_new(first.port, "everywhere@example.com", PASSWORD, &user);
+    expect_profile_status(&second, user.access, 200);
+
+    tsupport_json(first.port, "POST", "/api/auth/logout", user.access, NULL, &res);
+    cr_assert_eq(res.status, 200, "%s", res.body);
+    tsupport_response_cleanup(&res);
+
+    took = poll_until(&second, "/api/profile", user.access, is_status, &unauthorized);
+    cr_expect(took >= 0 && took <= WITHIN_MS, "the other front end took %lld ms", took);
+    stop_both();
+}
+
+Test(caches, profile_change_on_one_front_end_is_seen_on_the_other)
+{
+    const char *const want[] = {"user.firstName", "Renamed"};
+    struct tsupport_user user;
+    struct tsupport_response res;
+    long long took;
+
+    tsupport_user_new(first.port, "renamed@example.com", PASSWORD, &user);
+    expect_profile_status(&second, user.access, 200);
+
+    tsupport_json(first.port, "PATCH", "/api/profile", user.access, "{\"firstName\":\"Renamed\"}",
+                  &res);
+    cr_assert_eq(res.status, 200, "%s", res.body);
+    tsupport_response_cleanup(&res);
+
+    /* The front end that made the change shows it at once. */
+    tsupport_json(first.port, "GET", "/api/profile", user.access, NULL, &res);
+    cr_expect_str_eq(tsupport_str(res.json, "user.firstName"), "Renamed");
+    tsupport_response_cleanup(&res);
+
+    took = poll_until(&second, "/api/profile", user.access, has_value, want);
+    cr_expect(took >= 0 && took <= WITHIN_MS, "the other front end took %lld ms", took);
+    stop_both();
+}
+
+Test(caches, changes_made_in_the_database_directly_are_announced)
+{
+    const char *const renamed_plan[] = {"user.subscription.plan", "Gratis"};
+    const char *const last_name[] = {"user.lastName", "Direct"};
+    struct tsupport_user user;
+    PGconn *conn;
+    const char *params[1];
+    long long took;
+
+    tsupport_user_new(first.port, "direct@example.com", PASSWORD, &user);
+    expect_profile_status(&first, user.access, 200);
+    expect_profile_status(&second, user.access, 200);
+    conn = tsupport_connect(first.db.url);
+
+    params[0] = user.id;
+    PQclear(tsupport_query(conn, "UPDATE user_accounts SET last_name = 'Direct' WHERE id = $1", 1,
+                           params));
+    took = poll_until(&second, "/api/profile", user.access, has_value, last_name);
+    cr_expect(took >= 0 && took <= WITHIN_MS, "an account change took %lld ms", took);
+
+    /* A plan renamed touches every account on it. */
+    PQclear(tsupport_query(conn,
+                           "UPDATE subscription_plans SET name = 'Gratis'"
+                           " WHERE name = 'Free'",
+                           0, NULL));
+    took = poll_until(&first, "/api/profile", user.access, has_value, renamed_plan);
+    cr_expect(took >= 0 && took <= WITHIN_MS, "a plan change took %lld ms", took);
+
+    PQfinish(conn);
+    stop_both();
+}

@@ -11,9 +11,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "manas360/auth.h"
 #include "manas360/cfg.h"
 
-#define SESSION_CHANNEL "manas360_session"
+#define SESSION_CHANNEL AUTH_SESSION_CHANNEL /* the auth pool announces ended sessions */
 #define SESSION_ID_BYTES 37
 #define SESSION_REVALIDATE_S 60 /* an entry older than this is loaded again */
 

@@ -433,7 +433,11 @@ struct auth_login {
 /*
  * Counts the attempt as a failure before the password is checked, under a per-email lock:
  * parallel guesses then meet the limit too, instead of all passing the check before any
- * failure is written. A success or a refusal that is not a failure takes the count back.
+ * failure is written. A success or a refusal that is not a failure takes the count back, in
+ * the transaction that writes the login's audit row.
+ *
+ * XXX: a crash between this count and the verdict leaves a failure counted without its audit
+ * row: the account is throttled a little early, never late.
  */
 static int auth_login_admit(struct db *db, void *arg)
 {

@@ -49,8 +49,11 @@ static json_t *http_json_text(const char *text, size_t len, size_t max)
     if (value != NULL)
         return value;
 
-    for (size_t i = 0; i < len; i++)
-        copy[i] = ((unsigned char)text[i] < 0x80 && text[i] != '\0') ? text[i] : '?';
+    memcpy(copy, text, len);
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)copy[i] >= 0x80 || copy[i] == '\0')
+            copy[i] = '?';
+    }
     return json_stringn(copy, len);
 }
 

@@ -173,6 +173,10 @@ static int http_read_body(struct http_exchange *ex)
 
     if (declared > HTTP_BODY_MAX_BYTES)
         return M360_EINVAL;
+    if (declared == 0 || (declared < 0 && mg_get_header(ex->conn, "Transfer-Encoding") == NULL))
+        return 0;
+
+    /* A chunked body has no declared length: it is read up to one byte past the limit. */
     buf = malloc(HTTP_BODY_MAX_BYTES + 1);
     if (buf == NULL)
         return M360_ENOMEM;
@@ -205,7 +209,7 @@ static int http_check_body(struct http_exchange *ex)
 {
     json_error_t error;
     json_t *parsed;
-    bool blank = strspn(ex->body, " \t\r\n") == ex->body_len;
+    bool blank = ex->body == NULL || strspn(ex->body, " \t\r\n") == ex->body_len;
 
     if (ex->body_len > 0 && !http_is_json(mg_get_header(ex->conn, "Content-Type"))) {
         http_send_error(ex, 415, "UnsupportedMediaType", "Send the body as application/json", "");

@@ -9,6 +9,7 @@
 
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 /* One named statement. A module keeps its statements in one static table. */
 struct db_stmt {
@@ -60,6 +61,14 @@ int db_exec_script(struct db *db, const char *sql, PGresult **out);
  */
 typedef int (*db_tx_fn)(struct db *db, void *arg);
 int db_tx(struct db *db, db_tx_fn body, void *arg);
+
+/*
+ * Sets the moment (Unix milliseconds; 0 for none) after which nobody waits for this
+ * connection's work any more. Each db_tx() then caps its statements at the time left, and
+ * rolls back rather than commit once the moment has passed, returning M360_ETIMEDOUT: a
+ * caller that was told "unavailable" must not find its change made after all.
+ */
+void db_deadline_set(struct db *db, int64_t deadline_ms);
 
 /* The SQLSTATE of the last failed statement ("" when none). Valid until the next call. */
 const char *db_last_sqlstate(const struct db *db);

@@ -61,6 +61,12 @@ void session_cache_touch(struct session_cache *cache, const char *session_id, in
 /* Moves up to `max` pending activity records into `out`; returns how many. Thread-safe. */
 int session_cache_take_activity(struct session_cache *cache, struct session_activity *out, int max);
 
+/*
+ * Drops the open entries of one user, to be loaded again: the account changed, and may have
+ * been disabled. Tombstones stay. Thread-safe.
+ */
+void session_cache_forget_user(struct session_cache *cache, const char *user_id);
+
 /* Drops every open entry (tombstones stay): the notifications may have been missed. */
 void session_cache_flush(struct session_cache *cache);
 

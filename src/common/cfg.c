@@ -69,7 +69,7 @@ static const struct cfg_var cfg_vars[] = {
     {"AUDIT_POOL_ENDPOINT", CFG_ENDPOINT, CFG_FIELD(audit_endpoint), "inproc://pool-audit", 0, 0},
     {"NOTIFIER_POOL_ENDPOINT", CFG_ENDPOINT, CFG_FIELD(notifier_endpoint), "inproc://pool-notifier",
      0, 0},
-    {"POOL_TIMEOUT", CFG_DURATION, CFG_FIELD(pool_timeout_s), "5s", 1, 0},
+    {"POOL_TIMEOUT", CFG_DURATION, CFG_FIELD(pool_timeout_s), "5s", 1, 300},
     {"AUDIT_RETENTION_DAYS", CFG_INT, CFG_FIELD(audit_retention_days), "90",
      CFG_AUDIT_RETENTION_MIN_DAYS, 36500},
 };
@@ -276,9 +276,15 @@ static void cfg_load_var(struct cfg_loader *l, const struct cfg_var *var)
         *(int *)((char *)l->cfg + var->offset) = (int)n;
         return;
     case CFG_DURATION:
-        if (cfg_duration_parse(value, &seconds) != 0 || seconds < var->min) {
-            snprintf(what, sizeof(what),
-                     "must be a duration such as 90s, 15m, 24h or 7d, at least %lds", var->min);
+        if (cfg_duration_parse(value, &seconds) != 0 || seconds < var->min ||
+            (var->max > 0 && seconds > var->max)) {
+            if (var->max > 0)
+                snprintf(what, sizeof(what),
+                         "must be a duration such as 90s, 15m, 24h or 7d, from %lds to %lds",
+                         var->min, var->max);
+            else
+                snprintf(what, sizeof(what),
+                         "must be a duration such as 90s, 15m, 24h or 7d, at least %lds", var->min);
             cfg_problem(l, var->name, what);
             return;
         }

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "manas360/err.h"
 #include "manas360/log.h"
@@ -13,6 +14,11 @@
 #define DB_CONSTRAINT_BYTES 64
 #define DB_STMT_TABLES_MAX 16
 #define DB_LOG_MODULE "db"
+
+/* Prepared on every connection: caps a transaction's statements at the time its caller has. */
+static const struct db_stmt db_own_stmts[] = {
+    {"db_statement_timeout", "SELECT set_config('statement_timeout', $1, true)", 1},
+};
 
 struct db_stmt_table {
     const struct db_stmt *stmts; /* borrowed from the owning module */
@@ -25,6 +31,7 @@ struct db {
     struct db_stmt_table tables[DB_STMT_TABLES_MAX];
     int ntables;
     bool in_tx;
+    int64_t deadline_ms; /* 0: none */
     char sqlstate[DB_SQLSTATE_BYTES];
     char constraint[DB_CONSTRAINT_BYTES];
 };
@@ -100,6 +107,8 @@ static int db_connect(struct db *db)
         return M360_EUNAVAILABLE;
     }
     PQsetNoticeProcessor(db->conn, db_notice, NULL);
+    if (db_prepare_table(db, &(struct db_stmt_table){db_own_stmts, 1}) != 0)
+        return M360_EDB;
     for (int i = 0; i < db->ntables; i++) {
         if (db_prepare_table(db, &db->tables[i]) != 0)
             return M360_EDB;
@@ -219,17 +228,59 @@ static bool db_retryable(const struct db *db)
     return strcmp(db->sqlstate, "40001") == 0 || strcmp(db->sqlstate, "40P01") == 0;
 }
 
+void db_deadline_set(struct db *db, int64_t deadline_ms)
+{
+    db->deadline_ms = deadline_ms;
+}
+
+static int64_t db_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds the caller still waits, at least 1; 0 when there is no deadline. */
+static int64_t db_time_left_ms(const struct db *db)
+{
+    int64_t left;
+
+    if (db->deadline_ms == 0)
+        return 0;
+    left = db->deadline_ms - db_now_ms();
+    return left > 0 ? left : 1;
+}
+
+/* Opens a transaction whose statements end, at the latest, when the caller stops waiting. */
+static int db_begin(struct db *db)
+{
+    int64_t left = db_time_left_ms(db);
+    char timeout[24];
+    const char *params[] = {timeout};
+    int rc = db_exec_script(db, "BEGIN", NULL);
+
+    if (rc != 0 || left == 0)
+        return rc;
+    db->in_tx = true;
+    snprintf(timeout, sizeof(timeout), "%lld", (long long)left);
+    return db_exec(db, "db_statement_timeout", 1, params, NULL);
+}
+
 int db_tx(struct db *db, db_tx_fn body, void *arg)
 {
     int rc = M360_EDB;
 
     for (int attempt = 0; attempt < DB_TX_ATTEMPTS; attempt++) {
-        rc = db_exec_script(db, "BEGIN", NULL);
-        if (rc != 0)
+        rc = db_begin(db);
+        if (rc != 0 && PQtransactionStatus(db->conn) == PQTRANS_IDLE)
             return rc;
         db->in_tx = true;
 
-        rc = body(db, arg);
+        if (rc == 0)
+            rc = body(db, arg);
+        if (rc == 0 && db->deadline_ms != 0 && db_now_ms() > db->deadline_ms)
+            rc = M360_ETIMEDOUT;
         if (rc == 0)
             rc = db_exec_script(db, "COMMIT", NULL);
         if (rc != 0 && PQstatus(db->conn) == CONNECTION_OK &&

@@ -120,8 +120,12 @@ void http_send_raw(struct http_exchange *ex, int status, const char *head, const
     char *response = head_len + body_len <= sizeof(stack) ? stack : malloc(head_len + body_len);
 
     ex->status = status;
-    if (response == NULL)
+    if (response == NULL) {
+        /* Two writes cost a packet more; no answer at all would cost the client its wait. */
+        mg_write(ex->conn, head, head_len);
+        mg_write(ex->conn, body, body_len);
         return;
+    }
     memcpy(response, head, head_len);
     memcpy(response + head_len, body, body_len);
     mg_write(ex->conn, response, head_len + body_len);
@@ -145,8 +149,15 @@ void http_send(struct http_exchange *ex, int status, const char *extra_headers, 
                        ex->close ? "Connection: close\r\n" : "", extra_headers);
 
     if (len < 0 || (size_t)len >= sizeof(head)) {
+        static const char fallback[] =
+            "HTTP/1.1 500 Internal Server Error\r\n"
+            "Content-Type: application/json; charset=utf-8\r\nContent-Length: 61\r\n"
+            "Connection: close\r\n\r\n"
+            "{\"success\":false,\"error\":\"InternalError\",\"message\":\"Error\"}";
+
         log_err(HTTP_LOG_MODULE, "event=response_head_too_large req_id=%s", ex->request_id);
         ex->status = 500;
+        mg_write(ex->conn, fallback, sizeof(fallback) - 1);
         return;
     }
     http_send_raw(ex, status, head, body);
@@ -169,7 +180,7 @@ static int http_read_body(struct http_exchange *ex)
     long long declared = ex->req->content_length;
     char *buf;
     size_t len = 0;
-    int n;
+    int n = 0;
 
     if (declared > HTTP_BODY_MAX_BYTES)
         return M360_EINVAL;
@@ -186,6 +197,11 @@ static int http_read_body(struct http_exchange *ex)
     if (len > HTTP_BODY_MAX_BYTES) {
         free(buf);
         return M360_EINVAL;
+    }
+    if (n < 0 || (declared > 0 && len < (size_t)declared)) {
+        /* A broken chunk or a body cut short: what arrived is not what was sent. */
+        free(buf);
+        return M360_EIO;
     }
     buf[len] = '\0';
     ex->body = buf;
@@ -273,7 +289,10 @@ static void http_serve(struct http_exchange *ex)
         /* The rest of the body is never read, so the connection cannot be reused. */
         ex->close = true;
         mg_disable_connection_keep_alive(ex->conn);
-        http_send_error(ex, 413, "PayloadTooLarge", "The body is larger than 64 KiB", "");
+        if (rc == M360_EIO)
+            http_send_error(ex, 400, "InvalidJson", "The body could not be read whole", "");
+        else
+            http_send_error(ex, 413, "PayloadTooLarge", "The body is larger than 64 KiB", "");
         return;
     }
 
@@ -335,7 +354,7 @@ static int http_error_page(struct mg_connection *conn, int status, const char *m
         if (codes[i].status == status)
             error = codes[i].error;
     }
-    http_request_id(NULL, ex.request_id);
+    http_request_id(mg_get_header(conn, "X-Request-Id"), ex.request_id);
     ex.close = true;
     http_send_error(&ex, status == 200 ? 500 : status, error, "The request could not be read", "");
     return 0;
@@ -441,7 +460,10 @@ static void http_account_changed(void *arg, const char *payload)
 {
     struct http_server *server = arg;
 
+    /* Sessions hold whether their account is active: a changed account's are loaded again. */
     user_cache_drop(server->users, payload);
+    if (strcmp(payload, "*") != 0)
+        session_cache_forget_user(server->sessions, payload);
 }
 
 /* After a gap in listening, nothing cached can be trusted: tombstones alone stay true. */

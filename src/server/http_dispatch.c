@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The access decision's first step, and dispatch of a request to its pool. */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -16,6 +17,10 @@
 #define HTTP_RETRY_SOON "Retry-After: 1\r\n"
 #define HTTP_CTX_TEXT_MAX 512
 #define HTTP_DISPATCH_LOG_MODULE "dispatch"
+
+/* Workers stop this much before the front end gives up, so that work finished in time is
+ * also answered in time, and work that is not is rolled back rather than done unseen. */
+#define HTTP_DEADLINE_MARGIN_MS 250
 
 void poll_sleep_ms(int ms)
 {
@@ -125,7 +130,10 @@ int http_pool_call(struct http_exchange *ex, enum http_pool pool, const char *me
     clock_gettime(CLOCK_REALTIME, &now);
     if (ctx_text != NULL && params_text != NULL)
         len = http_payload_build(&payload, ctx_text, body_json, params_text,
-                                 (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 + timeout_ms);
+                                 (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 +
+                                     (timeout_ms > 2 * HTTP_DEADLINE_MARGIN_MS
+                                          ? timeout_ms - HTTP_DEADLINE_MARGIN_MS
+                                          : timeout_ms));
     else
         len = -1;
 
@@ -199,17 +207,25 @@ static void http_after_reply(struct http_exchange *ex, int status, const char *b
                ex->match.params[0].len == SESSION_ID_BYTES - 1) {
         char sid[SESSION_ID_BYTES];
 
-        memcpy(sid, ex->match.params[0].value, SESSION_ID_BYTES - 1);
+        /* Ids are compared as text, and tokens carry them in lower case. */
+        for (size_t i = 0; i < SESSION_ID_BYTES - 1; i++)
+            sid[i] = (char)tolower((unsigned char)ex->match.params[0].value[i]);
         sid[SESSION_ID_BYTES - 1] = '\0';
         session_cache_end(ex->server->sessions, sid);
     }
 }
 
-/* Answers from the account cache when it holds the caller; true when it did. */
+/*
+ * Answers from the account cache when it holds the caller; true when it did. A request with
+ * a body goes to the pool, which refuses the fields; and while nobody listens for changes,
+ * nothing cached is trusted.
+ */
 static bool http_dispatch_cached(struct http_exchange *ex)
 {
     char *body = NULL;
 
+    if (strcmp(ex->body, "{}") != 0 || !watch_connected(ex->server->watch))
+        return false;
     if (user_cache_lookup(ex->server->users, ex->claims.sub, http_unix_now(), &body) != 0)
         return false;
     http_send(ex, 200, "", body);
@@ -242,10 +258,11 @@ void http_dispatch(struct http_exchange *ex)
     /* A 401 on a route that needed a token is about that token. */
     snprintf(extra, sizeof(extra), "%s%s", headers,
              (status == 401 && route->guard == ROUTE_AUTHENTICATED) ? HTTP_WWW_AUTHENTICATE : "");
-    http_send(ex, status, extra, body);
+    /* Caches first: the caller's next request may come the moment the answer is out. */
     if (cached && status == 200)
         user_cache_store(ex->server->users, ex->claims.sub, body, http_unix_now(), generation);
     http_after_reply(ex, status, body);
+    http_send(ex, status, extra, body);
     free(headers);
     free(body);
 }
@@ -342,14 +359,17 @@ static int http_session_check(struct http_exchange *ex)
     int64_t now = http_unix_now();
     struct session_entry entry;
     bool fresh = false;
+    /* While nobody listens for ended sessions, every request asks the database. */
+    bool trusted = watch_connected(ex->server->watch);
 
     for (;;) {
         int64_t last;
 
-        if (session_cache_lookup(cache, ex->claims.sid, now, &entry) != 0) {
+        if (!trusted || session_cache_lookup(cache, ex->claims.sid, now, &entry) != 0) {
             if (http_session_load(ex, now, &entry) != 0)
                 return M360_EUNAVAILABLE;
             fresh = true;
+            trusted = true;
         }
         if (entry.ended || strcmp(entry.user_id, ex->claims.sub) != 0 || now >= entry.expires_at)
             return M360_ENOTFOUND;

@@ -21,7 +21,8 @@ static const struct route route_entries[] = {
     ROUTE_HERE("GET", "/readyz", ROUTE_LOCAL_READYZ),
     ROUTE_HERE("GET", "/metrics", ROUTE_LOCAL_METRICS),
 
-    ROUTE("POST", "/api/auth/register", ROUTE_PUBLIC, ROUTE_POOL_AUTH, "auth.register", 0),
+    ROUTE("POST", "/api/auth/register", ROUTE_PUBLIC, ROUTE_POOL_AUTH, "auth.register",
+          ROUTE_NO_STORE),
     ROUTE("POST", "/api/auth/login", ROUTE_PUBLIC, ROUTE_POOL_AUTH, "auth.login",
           ROUTE_NO_STORE | ROUTE_LOGIN),
     ROUTE("POST", "/api/auth/refresh", ROUTE_PUBLIC, ROUTE_POOL_AUTH, "auth.refresh",
@@ -29,14 +30,20 @@ static const struct route route_entries[] = {
     ROUTE("POST", "/api/auth/logout", ROUTE_AUTHENTICATED, ROUTE_POOL_AUTH, "auth.logout", 0),
 
     ROUTE("GET", "/api/profile", ROUTE_AUTHENTICATED, ROUTE_POOL_AUTH, "profile.get",
-          ROUTE_USER_CACHED),
-    ROUTE("PATCH", "/api/profile", ROUTE_AUTHENTICATED, ROUTE_POOL_AUTH, "profile.patch", 0),
+          ROUTE_USER_CACHED | ROUTE_NO_STORE),
+    ROUTE("PATCH", "/api/profile", ROUTE_AUTHENTICATED, ROUTE_POOL_AUTH, "profile.patch",
+          ROUTE_NO_STORE),
     ROUTE("POST", "/api/profile/password", ROUTE_AUTHENTICATED, ROUTE_POOL_AUTH, "profile.password",
           0),
 
-    ROUTE("GET", "/api/sessions", ROUTE_AUTHENTICATED, ROUTE_POOL_AUTH, "sessions.list", 0),
+    ROUTE("GET", "/api/sessions", ROUTE_AUTHENTICATED, ROUTE_POOL_AUTH, "sessions.list",
+          ROUTE_NO_STORE),
     ROUTE("DELETE", "/api/sessions/:id", ROUTE_AUTHENTICATED, ROUTE_POOL_AUTH, "sessions.delete",
           0),
+
+    ROUTE("GET", "/api/public/features", ROUTE_PUBLIC, ROUTE_POOL_BILLING, "plans.public", 0),
+    ROUTE("GET", "/api/subscriptions/current", ROUTE_AUTHENTICATED, ROUTE_POOL_BILLING,
+          "subscriptions.current", 0),
 };
 
 #define ROUTE_COUNT ((int)(sizeof(route_entries) / sizeof(route_entries[0])))

@@ -37,7 +37,7 @@ static const struct db_stmt auth_stmts[] = {
      "INSERT INTO user_accounts (email, password_hash, first_name, last_name, phone_number,"
      " role_id)"
      " SELECT $1, $2, $3, $4, $5, r.id FROM roles r WHERE r.name = 'user'"
-     " RETURNING id, email, first_name, last_name, " AUTH_SQL_TIME("created_at"),
+     " RETURNING id, email, first_name, last_name, " SQL_TIME_RFC3339("created_at"),
      5},
     {"auth_free_subscribe",
      "INSERT INTO user_subscriptions (user_id, plan_id, status, starts_at, ends_at)"

@@ -13,15 +13,12 @@
 #include "manas360/input.h"
 #include "manas360/pool.h"
 #include "manas360/token.h"
+#include "sql_time.h"
 
 #define AUTH_LOG_MODULE "auth"
 #define AUTH_USER_AGENT_MAX_CHARS 512
 #define AUTH_USER_AGENT_MAX_BYTES (AUTH_USER_AGENT_MAX_CHARS * 4 + 1) /* UTF-8, and a NUL */
 #define AUTH_IP_MAX_BYTES 64
-
-/* A timestamptz column as RFC 3339 UTC text ("2026-12-03T15:56:38Z"), in SQL. */
-#define AUTH_SQL_TIME(column)                                                                      \
-    "to_char(" column " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 /* The announcement of one ended session, for a statement whose `ended` CTE returns ids. */
 #define AUTH_SQL_NOTIFY_ENDED "SELECT pg_notify('" AUTH_SESSION_CHANNEL "', id::text) FROM ended"

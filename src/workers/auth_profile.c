@@ -37,11 +37,11 @@ static const struct db_stmt auth_profile_stmts[] = {
     {"auth_profile_select",
      "SELECT id, email, first_name, last_name, phone_number, role_name, is_verified,"
      "       two_factor_enabled,"
-     "       " AUTH_SQL_TIME("created_at") ","
-     "       " AUTH_SQL_TIME("last_login_at") ","
+     "       " SQL_TIME_RFC3339("created_at") ","
+     "       " SQL_TIME_RFC3339("last_login_at") ","
      "       subscription_id, plan_name, subscription_status, is_trial,"
-     "       " AUTH_SQL_TIME("starts_at") ","
-     "       " AUTH_SQL_TIME("ends_at") ","
+     "       " SQL_TIME_RFC3339("starts_at") ","
+     "       " SQL_TIME_RFC3339("ends_at") ","
      "       auto_renew"
      "  FROM vw_users_with_subscription"
      " WHERE id = $1 AND is_active AND deleted_at IS NULL",

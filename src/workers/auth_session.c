@@ -57,9 +57,9 @@ static const struct db_stmt auth_session_stmts[] = {
      3},
     {"auth_sessions_list",
      "SELECT id, host(ip_address), user_agent, device_type,"
-     "       " AUTH_SQL_TIME("created_at") ","
-     "       " AUTH_SQL_TIME("last_activity") ","
-     "       " AUTH_SQL_TIME("expires_at") ","
+     "       " SQL_TIME_RFC3339("created_at") ","
+     "       " SQL_TIME_RFC3339("last_activity") ","
+     "       " SQL_TIME_RFC3339("expires_at") ","
      "       coalesce(id = $2::uuid, false)"
      "  FROM sessions"
      " WHERE user_id = $1 AND ended_at IS NULL AND expires_at > now()"

@@ -1,7 +1,260 @@
 /* SPDX-License-Identifier: MIT */
-/* The billing pool: plans, subscriptions, payments, quota leases. */
+/*
+ * The billing pool: the public plan catalogue and the caller's current subscription. Plans,
+ * features and subscriptions are read here; the auth pool writes the Free row at register.
+ */
 #include "manas360/billing.h"
 
-/* XXX: the billing pool runs, drains and answers ping only;
- * plans, subscriptions, payments, quota leases are not built yet. */
-const struct pool_def billing_pool_def = {"billing", NULL, 0, NULL};
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "manas360/db.h"
+#include "manas360/err.h"
+#include "manas360/input.h"
+#include "sql_time.h"
+
+/*
+ * XXX: only the two reads are built. Trials and plan switches (POST /api/subscriptions and
+ * its cancel), payments and the webhook, quota leases for metered routes and the sweeps that
+ * expire ended subscriptions are not; until the sweeps exist, the view's CASE is what turns
+ * an active row past ends_at into 'expired'.
+ */
+
+/* The catalogue's columns, in the order of billing_plans_public. */
+enum billing_plan_col {
+    BILLING_PLAN_NAME,
+    BILLING_PLAN_DESCRIPTION,
+    BILLING_PLAN_TIER,
+    BILLING_PLAN_PRICE,
+    BILLING_PLAN_PERIOD,
+    BILLING_PLAN_REQUESTS,
+    BILLING_PLAN_TRIAL,
+    BILLING_PLAN_FEATURED,
+    BILLING_PLAN_FEATURES,
+};
+
+/* The subscription's columns, in the order of billing_subscription_current. */
+enum billing_sub_col {
+    BILLING_SUB_ID,
+    BILLING_SUB_PLAN,
+    BILLING_SUB_STATUS,
+    BILLING_SUB_TRIAL,
+    BILLING_SUB_STARTS,
+    BILLING_SUB_ENDS,
+    BILLING_SUB_AUTO_RENEW,
+};
+
+/* clang-format off */
+static const struct db_stmt billing_stmts[] = {
+    /*
+     * Active plans by tier (unique, so the order is total). Each plan's feature names come
+     * as one JSON array sorted by name in byte order, so the list is stable whatever the
+     * database's collation; a plan without features gets [].
+     */
+    {"billing_plans_public",
+     "SELECT p.name, p.description, p.tier, p.price_monthly_paise, p.billing_period_days,"
+     "       p.max_api_requests_per_month, p.trial_period_days, p.is_featured,"
+     "       coalesce(json_agg(f.name ORDER BY f.name COLLATE \"C\")"
+     "                  FILTER (WHERE f.id IS NOT NULL), '[]')::text"
+     "  FROM subscription_plans p"
+     "  LEFT JOIN plan_features pf ON pf.plan_id = p.id"
+     "  LEFT JOIN features f ON f.id = pf.feature_id"
+     " WHERE p.is_active"
+     " GROUP BY p.id"
+     " ORDER BY p.tier",
+     0},
+    /* The profile's subscription, from the same view: its status reads 'expired' once
+     * ends_at has passed, whatever the row says. */
+    {"billing_subscription_current",
+     "SELECT subscription_id, plan_name, subscription_status, is_trial,"
+     "       " SQL_TIME_RFC3339("starts_at") ","
+     "       " SQL_TIME_RFC3339("ends_at") ","
+     "       auto_renew"
+     "  FROM vw_users_with_subscription"
+     " WHERE id = $1 AND is_active AND deleted_at IS NULL",
+     1},
+};
+/* clang-format on */
+
+/* ---- Helpers ------------------------------------------------------------------------- */
+
+static const char *billing_pg_text(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+static bool billing_pg_bool(const PGresult *res, int row, int col)
+{
+    return !PQgetisnull(res, row, col) && PQgetvalue(res, row, col)[0] == 't';
+}
+
+/* An integer column (NOT NULL in the schema) as a JSON integer, never a string. */
+static json_int_t billing_pg_int(const PGresult *res, int row, int col)
+{
+    return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/* ctx.user_id, set by the front end for authenticated routes, when it is a UUID. */
+static const char *billing_ctx_user(const struct pool_request *req)
+{
+    const char *value = json_string_value(json_object_get(req->ctx, "user_id"));
+
+    return input_uuid_valid(value) ? value : NULL;
+}
+
+/* These routes take no body: any member is unknown (400); true when the body is empty. */
+static bool billing_body_empty(const struct pool_request *req, struct pool_reply *reply)
+{
+    json_t *fields = NULL;
+    int rc = input_check(req->body, NULL, 0, &fields);
+
+    if (rc == 0)
+        return true;
+    if (rc == M360_EINVAL)
+        pool_reply_error(reply, 400, "ValidationError", "Validation failed",
+                         json_pack("{s:o}", "fields", fields));
+    else
+        pool_reply_error(reply, 500, "InternalError", "Internal error", NULL);
+    return false;
+}
+
+/* Fills the reply with `status` and `body` (stolen); M360_ENOMEM when body is NULL. */
+static int billing_reply_json(struct pool_reply *reply, int status, json_t *body)
+{
+    if (body == NULL)
+        return M360_ENOMEM;
+    pool_reply_json(reply, status, body);
+    return 0;
+}
+
+/* ---- plans.public -------------------------------------------------------------------- */
+
+/* One catalogue row as the contract's plan object; NULL when memory or the JSON fails. */
+static json_t *billing_plan_json(const PGresult *res, int row)
+{
+    json_t *features = json_loads(PQgetvalue(res, row, BILLING_PLAN_FEATURES), 0, NULL);
+
+    if (!json_is_array(features)) {
+        json_decref(features);
+        return NULL;
+    }
+    return json_pack("{s:s, s:s?, s:I, s:I, s:I, s:I, s:I, s:b, s:o}", "name",
+                     PQgetvalue(res, row, BILLING_PLAN_NAME), "description",
+                     billing_pg_text(res, row, BILLING_PLAN_DESCRIPTION), "tier",
+                     billing_pg_int(res, row, BILLING_PLAN_TIER), "priceMonthlyPaise",
+                     billing_pg_int(res, row, BILLING_PLAN_PRICE), "billingPeriodDays",
+                     billing_pg_int(res, row, BILLING_PLAN_PERIOD), "maxApiRequestsPerMonth",
+                     billing_pg_int(res, row, BILLING_PLAN_REQUESTS), "trialPeriodDays",
+                     billing_pg_int(res, row, BILLING_PLAN_TRIAL), "isFeatured",
+                     billing_pg_bool(res, row, BILLING_PLAN_FEATURED), "features", features);
+}
+
+static int billing_plans_public(struct pool_worker *worker, const struct pool_request *req,
+                                struct pool_reply *reply)
+{
+    PGresult *res = NULL;
+    json_t *plans = NULL;
+    int rc;
+
+    if (!billing_body_empty(req, reply))
+        return 0;
+
+    rc = db_exec(worker->db, "billing_plans_public", 0, NULL, &res);
+    if (rc != 0)
+        goto done;
+    plans = json_array();
+    if (plans == NULL) {
+        rc = M360_ENOMEM;
+        goto done;
+    }
+
+    /* A plan that cannot be built (its feature list did not parse) fails the whole answer
+     * rather than leave a plan out of the catalogue. */
+    for (int row = 0; row < PQntuples(res); row++) {
+        if (json_array_append_new(plans, billing_plan_json(res, row)) != 0) {
+            rc = M360_EINTERNAL;
+            goto done;
+        }
+    }
+    rc = billing_reply_json(reply, 200, json_pack("{s:b, s:o}", "success", 1, "plans", plans));
+    plans = NULL;
+
+done:
+    json_decref(plans);
+    PQclear(res);
+    return rc;
+}
+
+/* ---- subscriptions.current ----------------------------------------------------------- */
+
+/* The same object as the profile's `subscription`, or JSON null when there is none. */
+static json_t *billing_subscription_json(const PGresult *res)
+{
+    if (PQgetisnull(res, 0, BILLING_SUB_ID))
+        return json_null();
+    return json_pack("{s:s, s:s?, s:s?, s:b, s:s?, s:s?, s:b}", "id",
+                     PQgetvalue(res, 0, BILLING_SUB_ID), "plan",
+                     billing_pg_text(res, 0, BILLING_SUB_PLAN), "status",
+                     billing_pg_text(res, 0, BILLING_SUB_STATUS), "isTrial",
+                     billing_pg_bool(res, 0, BILLING_SUB_TRIAL), "startsAt",
+                     billing_pg_text(res, 0, BILLING_SUB_STARTS), "endsAt",
+                     billing_pg_text(res, 0, BILLING_SUB_ENDS), "autoRenew",
+                     billing_pg_bool(res, 0, BILLING_SUB_AUTO_RENEW));
+}
+
+static int billing_subscription_current(struct pool_worker *worker, const struct pool_request *req,
+                                        struct pool_reply *reply)
+{
+    const char *user_id = billing_ctx_user(req);
+    const char *params[] = {user_id};
+    PGresult *res = NULL;
+    json_t *subscription;
+    int rc;
+
+    if (!billing_body_empty(req, reply))
+        return 0;
+    if (user_id == NULL) {
+        pool_reply_error(reply, 401, "Unauthorized", "Authentication required", NULL);
+        return 0;
+    }
+
+    rc = db_exec(worker->db, "billing_subscription_current", 1, params, &res);
+    if (rc != 0)
+        goto done;
+
+    /* No row: the account was disabled or deleted after the token was checked. */
+    if (PQntuples(res) != 1) {
+        pool_reply_error(reply, 401, "Unauthorized", "Authentication required", NULL);
+        goto done;
+    }
+    subscription = billing_subscription_json(res);
+    rc = subscription != NULL
+             ? billing_reply_json(
+                   reply, 200, json_pack("{s:b, s:o}", "success", 1, "subscription", subscription))
+             : M360_ENOMEM;
+
+done:
+    PQclear(res);
+    return rc;
+}
+
+/* ---- The pool ------------------------------------------------------------------------ */
+
+static const struct pool_route billing_routes[] = {
+    {"plans.public", billing_plans_public},
+    {"subscriptions.current", billing_subscription_current},
+};
+
+static int billing_thread_init(struct pool_worker *worker)
+{
+    return db_prepare(worker->db, billing_stmts, sizeof(billing_stmts) / sizeof(billing_stmts[0]));
+}
+
+const struct pool_def billing_pool_def = {
+    .name = "billing",
+    .routes = billing_routes,
+    .nroutes = sizeof(billing_routes) / sizeof(billing_routes[0]),
+    .thread_init = billing_thread_init,
+};

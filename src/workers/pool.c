@@ -281,6 +281,19 @@ static pool_handler_fn pool_route_find(const struct pool_def *def, const char *t
     return NULL;
 }
 
+/* Runs a handler with the request's deadline on the thread's connection. */
+static int pool_worker_handle(struct pool_worker *worker, pool_handler_fn handler,
+                              const struct pool_request *req, int64_t deadline_ms,
+                              struct pool_reply *reply)
+{
+    int rc;
+
+    db_deadline_set(worker->db, deadline_ms > 0 ? deadline_ms : 0);
+    rc = handler(worker, req, reply);
+    db_deadline_set(worker->db, 0);
+    return rc;
+}
+
 /* Runs the handler for one request and fills `reply`; every failure becomes a reply. */
 static void pool_worker_dispatch(struct pool_thread *thread, const char *type, const char *payload,
                                  size_t payload_len, struct pool_reply *reply)
@@ -306,7 +319,7 @@ static void pool_worker_dispatch(struct pool_thread *thread, const char *type, c
     } else if (deadline > 0 && pool_now_ms() > deadline) {
         /* Nobody waits for this answer any more: skip the work, keep the queue short. */
         pool_reply_error(reply, 503, "ServiceUnavailable", "Service busy, retry later", NULL);
-    } else if ((rc = handler(worker, &req, reply)) != 0) {
+    } else if ((rc = pool_worker_handle(worker, handler, &req, deadline, reply)) != 0) {
         int status = err_http_status(rc) == 503 ? 503 : 500;
 
         log_err(POOL_LOG_MODULE, "event=handler_failed pool=%s type=%s code=%s", worker->pool_name,

@@ -122,21 +122,6 @@ struct auth_token_pair {
 
 /* ---- Shared helpers ------------------------------------------------------------------ */
 
-const char *auth_pg_text(const PGresult *res, int row, int col)
-{
-    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
-}
-
-bool auth_pg_bool(const PGresult *res, int row, int col)
-{
-    return !PQgetisnull(res, row, col) && PQgetvalue(res, row, col)[0] == 't';
-}
-
-long long auth_pg_int(const PGresult *res, int row, int col)
-{
-    return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
-
 static const char *auth_ctx_uuid(const struct pool_request *req, const char *key)
 {
     const char *value = json_string_value(json_object_get(req->ctx, key));
@@ -363,8 +348,8 @@ static int auth_register_reply(struct pool_reply *reply, const PGresult *user)
 {
     json_t *body = json_pack("{s:b, s:{s:s, s:s, s:s, s:s?, s:s?, s:s}}", "success", 1, "user",
                              "id", PQgetvalue(user, 0, 0), "email", PQgetvalue(user, 0, 1), "role",
-                             "user", "firstName", auth_pg_text(user, 0, 2), "lastName",
-                             auth_pg_text(user, 0, 3), "createdAt", PQgetvalue(user, 0, 4));
+                             "user", "firstName", row_text(user, 0, 2), "lastName",
+                             row_text(user, 0, 3), "createdAt", PQgetvalue(user, 0, 4));
 
     return auth_reply_json(reply, 201, body);
 }
@@ -458,7 +443,7 @@ static int auth_login_admit(struct db *db, void *arg)
         rc = db_exec(db, "auth_throttle_wait", 3, params, &res);
     if (rc != 0 || PQntuples(res) > 0) {
         if (rc == 0)
-            login->retry_after = auth_pg_int(res, 0, 0) > 1 ? auth_pg_int(res, 0, 0) : 1;
+            login->retry_after = row_int(res, 0, 0) > 1 ? row_int(res, 0, 0) : 1;
         PQclear(res);
         return rc;
     }
@@ -573,13 +558,13 @@ static bool auth_login_gate(struct auth_login *login, struct pool_reply *reply, 
 {
     const char *otp = input_str(login->req->body, "otp");
 
-    if (!auth_pg_bool(login->user, 0, 3)) {
+    if (!row_bool(login->user, 0, 3)) {
         login->reason = "account_disabled";
         login->keep_attempt = false;
         *rc = auth_login_refused(login, reply, 403, "AccountDisabled", "This account is disabled");
         return true;
     }
-    if (!auth_pg_bool(login->user, 0, 4))
+    if (!row_bool(login->user, 0, 4))
         return false;
 
     /* XXX: TOTP verification is not built yet, so an account with two-factor enabled cannot
@@ -806,8 +791,8 @@ static int auth_refresh_body(struct db *db, void *arg)
     }
 
     /* Revoked, expired, or its session or account gone: refused, and nothing changes. */
-    if (strcmp(status, "active") != 0 || auth_pg_bool(res, 0, 4) || auth_pg_bool(res, 0, 5) ||
-        !auth_pg_bool(res, 0, 6))
+    if (strcmp(status, "active") != 0 || row_bool(res, 0, 4) || row_bool(res, 0, 5) ||
+        !row_bool(res, 0, 6))
         goto done;
     rc = auth_refresh_rotate(db, r);
 
@@ -963,7 +948,7 @@ static bool auth_superadmin_exists(struct db *db, int *rc)
     bool exists;
 
     *rc = db_exec(db, "auth_superadmin_exists", 0, NULL, &res);
-    exists = *rc == 0 && auth_pg_bool(res, 0, 0);
+    exists = *rc == 0 && row_bool(res, 0, 0);
     PQclear(res);
     return exists;
 }

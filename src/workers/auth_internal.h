@@ -13,7 +13,7 @@
 #include "manas360/input.h"
 #include "manas360/pool.h"
 #include "manas360/token.h"
-#include "sql_time.h"
+#include "row.h"
 
 #define AUTH_LOG_MODULE "auth"
 #define AUTH_USER_AGENT_MAX_CHARS 512
@@ -85,9 +85,6 @@ void auth_reply_unauthorized(struct pool_reply *reply);
 int auth_reply_json(struct pool_reply *reply, int status, json_t *body);
 
 /* A column of a result: NULL for SQL NULL; bools are 't'/'f'; integers in base 10. */
-const char *auth_pg_text(const PGresult *res, int row, int col);
-bool auth_pg_bool(const PGresult *res, int row, int col);
-long long auth_pg_int(const PGresult *res, int row, int col);
 
 /* ---- auth_session.c ------------------------------------------------------------------ */
 

@@ -24,12 +24,7 @@ enum auth_profile_col {
     AUTH_COL_CREATED,
     AUTH_COL_LAST_LOGIN,
     AUTH_COL_SUB_ID,
-    AUTH_COL_PLAN,
-    AUTH_COL_SUB_STATUS,
-    AUTH_COL_TRIAL,
-    AUTH_COL_STARTS,
-    AUTH_COL_ENDS,
-    AUTH_COL_AUTO_RENEW,
+    /* then the ROW_SUBSCRIPTION_COLUMNS of SQL_SUBSCRIPTION_COLUMNS */
 };
 
 /* clang-format off */
@@ -39,10 +34,7 @@ static const struct db_stmt auth_profile_stmts[] = {
      "       two_factor_enabled,"
      "       " SQL_TIME_RFC3339("created_at") ","
      "       " SQL_TIME_RFC3339("last_login_at") ","
-     "       subscription_id, plan_name, subscription_status, is_trial,"
-     "       " SQL_TIME_RFC3339("starts_at") ","
-     "       " SQL_TIME_RFC3339("ends_at") ","
-     "       auto_renew"
+     "       " SQL_SUBSCRIPTION_COLUMNS
      "  FROM vw_users_with_subscription"
      " WHERE id = $1 AND is_active AND deleted_at IS NULL",
      1},
@@ -86,19 +78,6 @@ static int auth_profile_load(struct db *db, const char *user_id, PGresult **out)
     return rc;
 }
 
-static json_t *auth_subscription_json(const PGresult *res)
-{
-    if (PQgetisnull(res, 0, AUTH_COL_SUB_ID))
-        return json_null();
-    return json_pack(
-        "{s:s, s:s?, s:s?, s:b, s:s?, s:s?, s:b}", "id", PQgetvalue(res, 0, AUTH_COL_SUB_ID),
-        "plan", auth_pg_text(res, 0, AUTH_COL_PLAN), "status",
-        auth_pg_text(res, 0, AUTH_COL_SUB_STATUS), "isTrial", auth_pg_bool(res, 0, AUTH_COL_TRIAL),
-        "startsAt", auth_pg_text(res, 0, AUTH_COL_STARTS), "endsAt",
-        auth_pg_text(res, 0, AUTH_COL_ENDS), "autoRenew",
-        auth_pg_bool(res, 0, AUTH_COL_AUTO_RENEW));
-}
-
 /* Answers 200 with the profile, or 401 when there is none. */
 static int auth_profile_reply(struct pool_reply *reply, const PGresult *res)
 {
@@ -108,7 +87,7 @@ static int auth_profile_reply(struct pool_reply *reply, const PGresult *res)
         auth_reply_unauthorized(reply);
         return 0;
     }
-    subscription = auth_subscription_json(res);
+    subscription = row_subscription_json(res, 0, AUTH_COL_SUB_ID);
     if (subscription == NULL)
         return M360_ENOMEM;
     return auth_reply_json(
@@ -116,13 +95,13 @@ static int auth_profile_reply(struct pool_reply *reply, const PGresult *res)
         json_pack("{s:b, s:{s:s, s:s, s:s?, s:s?, s:s?, s:s, s:b, s:b, s:s, s:s?, s:o}}", "success",
                   1, "user", "id", PQgetvalue(res, 0, AUTH_COL_ID), "email",
                   PQgetvalue(res, 0, AUTH_COL_EMAIL), "firstName",
-                  auth_pg_text(res, 0, AUTH_COL_FIRST_NAME), "lastName",
-                  auth_pg_text(res, 0, AUTH_COL_LAST_NAME), "phoneNumber",
-                  auth_pg_text(res, 0, AUTH_COL_PHONE), "role", PQgetvalue(res, 0, AUTH_COL_ROLE),
-                  "isVerified", auth_pg_bool(res, 0, AUTH_COL_VERIFIED), "twoFactorEnabled",
-                  auth_pg_bool(res, 0, AUTH_COL_TWO_FACTOR), "createdAt",
+                  row_text(res, 0, AUTH_COL_FIRST_NAME), "lastName",
+                  row_text(res, 0, AUTH_COL_LAST_NAME), "phoneNumber",
+                  row_text(res, 0, AUTH_COL_PHONE), "role", PQgetvalue(res, 0, AUTH_COL_ROLE),
+                  "isVerified", row_bool(res, 0, AUTH_COL_VERIFIED), "twoFactorEnabled",
+                  row_bool(res, 0, AUTH_COL_TWO_FACTOR), "createdAt",
                   PQgetvalue(res, 0, AUTH_COL_CREATED), "lastLoginAt",
-                  auth_pg_text(res, 0, AUTH_COL_LAST_LOGIN), "subscription", subscription));
+                  row_text(res, 0, AUTH_COL_LAST_LOGIN), "subscription", subscription));
 }
 
 /* ---- profile.get --------------------------------------------------------------------- */

@@ -188,10 +188,10 @@ int auth_session_end(struct db *db, const char *sid, const char *user_id, const 
 static json_t *auth_session_json(const PGresult *res, int row)
 {
     return json_pack("{s:s, s:s?, s:s?, s:s, s:s, s:s, s:s, s:b}", "id", PQgetvalue(res, row, 0),
-                     "ipAddress", auth_pg_text(res, row, 1), "userAgent", auth_pg_text(res, row, 2),
+                     "ipAddress", row_text(res, row, 1), "userAgent", row_text(res, row, 2),
                      "deviceType", PQgetvalue(res, row, 3), "createdAt", PQgetvalue(res, row, 4),
                      "lastActivity", PQgetvalue(res, row, 5), "expiresAt", PQgetvalue(res, row, 6),
-                     "current", auth_pg_bool(res, row, 7));
+                     "current", row_bool(res, row, 7));
 }
 
 int auth_sessions_list(struct pool_worker *worker, const struct pool_request *req,
@@ -340,10 +340,10 @@ int auth_session_get(struct pool_worker *worker, const struct pool_request *req,
         body = json_pack("{s:b, s:b, s:n, s:b, s:i, s:i}", "success", 1, "found", 0, "userId",
                          "ended", 1, "lastActivity", 0, "expiresAt", 0);
     else
-        body = json_pack("{s:b, s:b, s:s, s:b, s:I, s:I}", "success", 1, "found", 1, "userId",
-                         PQgetvalue(res, 0, 0), "ended", auth_pg_bool(res, 0, 1), "lastActivity",
-                         (json_int_t)auth_pg_int(res, 0, 2), "expiresAt",
-                         (json_int_t)auth_pg_int(res, 0, 3));
+        body =
+            json_pack("{s:b, s:b, s:s, s:b, s:I, s:I}", "success", 1, "found", 1, "userId",
+                      PQgetvalue(res, 0, 0), "ended", row_bool(res, 0, 1), "lastActivity",
+                      (json_int_t)row_int(res, 0, 2), "expiresAt", (json_int_t)row_int(res, 0, 3));
     PQclear(res);
     return auth_reply_json(reply, 200, body);
 }
@@ -459,7 +459,7 @@ int auth_stats(struct pool_worker *worker, const struct pool_request *req, struc
     rc = db_exec(worker->db, "auth_sessions_active", 1, params, &res);
     if (rc != 0)
         return rc;
-    active = (json_int_t)auth_pg_int(res, 0, 0);
+    active = (json_int_t)row_int(res, 0, 0);
     PQclear(res);
     return auth_reply_json(reply, 200,
                            json_pack("{s:b, s:I}", "success", 1, "activeSessions", active));

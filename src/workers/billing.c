@@ -8,12 +8,11 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
-#include <stdlib.h>
 
 #include "manas360/db.h"
 #include "manas360/err.h"
 #include "manas360/input.h"
-#include "sql_time.h"
+#include "row.h"
 
 /*
  * XXX: only the two reads are built. Trials and plan switches (POST /api/subscriptions and
@@ -33,17 +32,6 @@ enum billing_plan_col {
     BILLING_PLAN_TRIAL,
     BILLING_PLAN_FEATURED,
     BILLING_PLAN_FEATURES,
-};
-
-/* The subscription's columns, in the order of billing_subscription_current. */
-enum billing_sub_col {
-    BILLING_SUB_ID,
-    BILLING_SUB_PLAN,
-    BILLING_SUB_STATUS,
-    BILLING_SUB_TRIAL,
-    BILLING_SUB_STARTS,
-    BILLING_SUB_ENDS,
-    BILLING_SUB_AUTO_RENEW,
 };
 
 /* clang-format off */
@@ -68,10 +56,7 @@ static const struct db_stmt billing_stmts[] = {
     /* The profile's subscription, from the same view: its status reads 'expired' once
      * ends_at has passed, whatever the row says. */
     {"billing_subscription_current",
-     "SELECT subscription_id, plan_name, subscription_status, is_trial,"
-     "       " SQL_TIME_RFC3339("starts_at") ","
-     "       " SQL_TIME_RFC3339("ends_at") ","
-     "       auto_renew"
+     "SELECT " SQL_SUBSCRIPTION_COLUMNS
      "  FROM vw_users_with_subscription"
      " WHERE id = $1 AND is_active AND deleted_at IS NULL",
      1},
@@ -79,22 +64,6 @@ static const struct db_stmt billing_stmts[] = {
 /* clang-format on */
 
 /* ---- Helpers ------------------------------------------------------------------------- */
-
-static const char *billing_pg_text(const PGresult *res, int row, int col)
-{
-    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
-}
-
-static bool billing_pg_bool(const PGresult *res, int row, int col)
-{
-    return !PQgetisnull(res, row, col) && PQgetvalue(res, row, col)[0] == 't';
-}
-
-/* An integer column (NOT NULL in the schema) as a JSON integer, never a string. */
-static json_int_t billing_pg_int(const PGresult *res, int row, int col)
-{
-    return strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
 
 /* ctx.user_id, set by the front end for authenticated routes, when it is a UUID. */
 static const char *billing_ctx_user(const struct pool_request *req)
@@ -142,13 +111,13 @@ static json_t *billing_plan_json(const PGresult *res, int row)
     }
     return json_pack("{s:s, s:s?, s:I, s:I, s:I, s:I, s:I, s:b, s:o}", "name",
                      PQgetvalue(res, row, BILLING_PLAN_NAME), "description",
-                     billing_pg_text(res, row, BILLING_PLAN_DESCRIPTION), "tier",
-                     billing_pg_int(res, row, BILLING_PLAN_TIER), "priceMonthlyPaise",
-                     billing_pg_int(res, row, BILLING_PLAN_PRICE), "billingPeriodDays",
-                     billing_pg_int(res, row, BILLING_PLAN_PERIOD), "maxApiRequestsPerMonth",
-                     billing_pg_int(res, row, BILLING_PLAN_REQUESTS), "trialPeriodDays",
-                     billing_pg_int(res, row, BILLING_PLAN_TRIAL), "isFeatured",
-                     billing_pg_bool(res, row, BILLING_PLAN_FEATURED), "features", features);
+                     row_text(res, row, BILLING_PLAN_DESCRIPTION), "tier",
+                     (json_int_t)row_int(res, row, BILLING_PLAN_TIER), "priceMonthlyPaise",
+                     (json_int_t)row_int(res, row, BILLING_PLAN_PRICE), "billingPeriodDays",
+                     (json_int_t)row_int(res, row, BILLING_PLAN_PERIOD), "maxApiRequestsPerMonth",
+                     (json_int_t)row_int(res, row, BILLING_PLAN_REQUESTS), "trialPeriodDays",
+                     (json_int_t)row_int(res, row, BILLING_PLAN_TRIAL), "isFeatured",
+                     row_bool(res, row, BILLING_PLAN_FEATURED), "features", features);
 }
 
 static int billing_plans_public(struct pool_worker *worker, const struct pool_request *req,
@@ -189,21 +158,6 @@ done:
 
 /* ---- subscriptions.current ----------------------------------------------------------- */
 
-/* The same object as the profile's `subscription`, or JSON null when there is none. */
-static json_t *billing_subscription_json(const PGresult *res)
-{
-    if (PQgetisnull(res, 0, BILLING_SUB_ID))
-        return json_null();
-    return json_pack("{s:s, s:s?, s:s?, s:b, s:s?, s:s?, s:b}", "id",
-                     PQgetvalue(res, 0, BILLING_SUB_ID), "plan",
-                     billing_pg_text(res, 0, BILLING_SUB_PLAN), "status",
-                     billing_pg_text(res, 0, BILLING_SUB_STATUS), "isTrial",
-                     billing_pg_bool(res, 0, BILLING_SUB_TRIAL), "startsAt",
-                     billing_pg_text(res, 0, BILLING_SUB_STARTS), "endsAt",
-                     billing_pg_text(res, 0, BILLING_SUB_ENDS), "autoRenew",
-                     billing_pg_bool(res, 0, BILLING_SUB_AUTO_RENEW));
-}
-
 static int billing_subscription_current(struct pool_worker *worker, const struct pool_request *req,
                                         struct pool_reply *reply)
 {
@@ -229,7 +183,7 @@ static int billing_subscription_current(struct pool_worker *worker, const struct
         pool_reply_error(reply, 401, "Unauthorized", "Authentication required", NULL);
         goto done;
     }
-    subscription = billing_subscription_json(res);
+    subscription = row_subscription_json(res, 0, 0);
     rc = subscription != NULL
              ? billing_reply_json(
                    reply, 200, json_pack("{s:b, s:o}", "success", 1, "subscription", subscription))

@@ -158,41 +158,6 @@ static void expect_validation(const struct tsupport_response *res, const char *f
     }
 }
 
-/* YYYY-MM-DDTHH:MM:SS, optional fraction, Z. */
-static bool rfc3339_utc(const char *text)
-{
-    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
-    size_t i;
-
-    if (text == NULL || strlen(text) < sizeof(shape))
-        return false;
-    for (i = 0; i < sizeof(shape) - 1; i++) {
-        if (shape[i] == 'd' ? (text[i] < '0' || text[i] > '9') : text[i] != shape[i])
-            return false;
-    }
-    if (text[i] == '.') {
-        i++;
-        if (text[i] < '0' || text[i] > '9')
-            return false;
-        while (text[i] >= '0' && text[i] <= '9')
-            i++;
-    }
-    return strcmp(text + i, "Z") == 0;
-}
-
-static bool uuid_text(const char *text)
-{
-    if (text == NULL || strlen(text) != 36)
-        return false;
-    for (int i = 0; i < 36; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-        if (dash ? text[i] != '-' : strchr("0123456789abcdefABCDEF", text[i]) == NULL)
-            return false;
-    }
-    return true;
-}
-
 static long db_scalar(const char *sql, const char *param)
 {
     PGconn *conn = tsupport_connect(server.db.url);
@@ -302,12 +267,13 @@ Test(http_auth, register_creates_a_user)
     cr_assert_eq(res.status, 201, "%s", res.body);
     cr_expect(json_is_true(tsupport_get(res.json, "success")), "%s", res.body);
     id = tsupport_str(res.json, "user.id");
-    cr_expect(uuid_text(id), "user.id is not a UUID: %s", res.body);
+    cr_expect(tsupport_is_uuid(id), "user.id is not a UUID: %s", res.body);
     cr_expect_str_eq(tsupport_str(res.json, "user.email"), "mixed.case@example.com");
     cr_expect_str_eq(tsupport_str(res.json, "user.role"), "user");
     cr_expect_str_eq(tsupport_str(res.json, "user.firstName"), "Asha");
     cr_expect_str_eq(tsupport_str(res.json, "user.lastName"), "Rao");
-    cr_expect(rfc3339_utc(tsupport_str(res.json, "user.createdAt")), "createdAt: %s", res.body);
+    cr_expect(tsupport_is_rfc3339_utc(tsupport_str(res.json, "user.createdAt")), "createdAt: %s",
+              res.body);
 
     /* Stored lower-case and trimmed, role user, an active Free subscription, audited. */
     {
@@ -557,7 +523,7 @@ Test(http_auth, login_returns_tokens_and_the_user)
     cr_expect(json_is_integer(tsupport_get(res.json, "expiresIn")), "%s", res.body);
     cr_expect_eq(json_integer_value(tsupport_get(res.json, "expiresIn")), 24 * 3600,
                  "expiresIn is not JWT_EXPIRY's default 24h in seconds: %s", res.body);
-    cr_expect(uuid_text(id), "%s", res.body);
+    cr_expect(tsupport_is_uuid(id), "%s", res.body);
     cr_expect_str_eq(tsupport_str(res.json, "user.email"), "login@example.com");
     cr_expect_str_eq(tsupport_str(res.json, "user.role"), "user");
     cr_expect_str_neq(access, refresh_token);
@@ -574,7 +540,8 @@ Test(http_auth, login_returns_tokens_and_the_user)
     cr_expect(tsupport_token_claim(access, "iss", claim, sizeof(claim)) &&
                   strcmp(claim, "manas360") == 0,
               "iss");
-    cr_expect(tsupport_token_claim(access, "sid", claim, sizeof(claim)) && uuid_text(claim), "sid");
+    cr_expect(tsupport_token_claim(access, "sid", claim, sizeof(claim)) && tsupport_is_uuid(claim),
+              "sid");
     cr_expect(tsupport_token_claim(access, "jti", claim, sizeof(claim)), "jti");
 
     /* A session exists and the token opens the profile. */
@@ -928,13 +895,14 @@ Test(http_auth, profile_has_every_field)
     cr_expect_str_eq(tsupport_str(res.json, "user.role"), "user");
     cr_expect(json_is_false(tsupport_get(res.json, "user.isVerified")), "%s", res.body);
     cr_expect(json_is_false(tsupport_get(res.json, "user.twoFactorEnabled")), "%s", res.body);
-    cr_expect(rfc3339_utc(tsupport_str(res.json, "user.createdAt")), "%s", res.body);
-    cr_expect(rfc3339_utc(tsupport_str(res.json, "user.lastLoginAt")), "%s", res.body);
-    cr_expect(uuid_text(tsupport_str(res.json, "user.subscription.id")), "%s", res.body);
+    cr_expect(tsupport_is_rfc3339_utc(tsupport_str(res.json, "user.createdAt")), "%s", res.body);
+    cr_expect(tsupport_is_rfc3339_utc(tsupport_str(res.json, "user.lastLoginAt")), "%s", res.body);
+    cr_expect(tsupport_is_uuid(tsupport_str(res.json, "user.subscription.id")), "%s", res.body);
     cr_expect_str_eq(tsupport_str(res.json, "user.subscription.plan"), "Free");
     cr_expect_str_eq(tsupport_str(res.json, "user.subscription.status"), "active");
     cr_expect(json_is_false(tsupport_get(res.json, "user.subscription.isTrial")), "%s", res.body);
-    cr_expect(rfc3339_utc(tsupport_str(res.json, "user.subscription.startsAt")), "%s", res.body);
+    cr_expect(tsupport_is_rfc3339_utc(tsupport_str(res.json, "user.subscription.startsAt")), "%s",
+              res.body);
     cr_expect(json_is_null(tsupport_get(res.json, "user.subscription.endsAt")),
               "Free never expires: %s", res.body);
     cr_expect(json_is_boolean(tsupport_get(res.json, "user.subscription.autoRenew")), "%s",
@@ -1109,9 +1077,12 @@ Test(http_auth, sessions_are_listed_and_deleted)
     cr_expect_str_eq(json_string_value(json_object_get(s, "deviceType")), "mobile");
     cr_expect_str_eq(json_string_value(json_object_get(s, "userAgent")), IPHONE_UA);
     cr_expect_str_eq(json_string_value(json_object_get(s, "ipAddress")), "127.0.0.1");
-    cr_expect(rfc3339_utc(json_string_value(json_object_get(s, "createdAt"))), "%s", res.body);
-    cr_expect(rfc3339_utc(json_string_value(json_object_get(s, "lastActivity"))), "%s", res.body);
-    cr_expect(rfc3339_utc(json_string_value(json_object_get(s, "expiresAt"))), "%s", res.body);
+    cr_expect(tsupport_is_rfc3339_utc(json_string_value(json_object_get(s, "createdAt"))), "%s",
+              res.body);
+    cr_expect(tsupport_is_rfc3339_utc(json_string_value(json_object_get(s, "lastActivity"))), "%s",
+              res.body);
+    cr_expect(tsupport_is_rfc3339_utc(json_string_value(json_object_get(s, "expiresAt"))), "%s",
+              res.body);
     s = session_in(&res, desktop.session_id);
     cr_assert_not_null(s, "the desktop session is not listed: %s", res.body);
     cr_expect(json_is_false(json_object_get(s, "current")), "%s", res.body);

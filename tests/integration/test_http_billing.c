@@ -88,41 +88,6 @@ static void db_run(const char *sql, int nparams, const char *const *params)
     PQfinish(conn);
 }
 
-/* YYYY-MM-DDTHH:MM:SS, optional fraction, Z. */
-static bool rfc3339_utc(const char *text)
-{
-    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
-    size_t i;
-
-    if (text == NULL || strlen(text) < sizeof(shape))
-        return false;
-    for (i = 0; i < sizeof(shape) - 1; i++) {
-        if (shape[i] == 'd' ? (text[i] < '0' || text[i] > '9') : text[i] != shape[i])
-            return false;
-    }
-    if (text[i] == '.') {
-        i++;
-        if (text[i] < '0' || text[i] > '9')
-            return false;
-        while (text[i] >= '0' && text[i] <= '9')
-            i++;
-    }
-    return strcmp(text + i, "Z") == 0;
-}
-
-static bool uuid_text(const char *text)
-{
-    if (text == NULL || strlen(text) != 36)
-        return false;
-    for (int i = 0; i < 36; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-        if (dash ? text[i] != '-' : strchr("0123456789abcdefABCDEF", text[i]) == NULL)
-            return false;
-    }
-    return true;
-}
-
 /* `value` is a JSON integer (not a real, not a string) equal to `want`. */
 static void expect_int(const json_t *plan, const char *key, long long want)
 {
@@ -316,11 +281,11 @@ Test(http_billing, current_subscription_of_a_new_user_is_free)
     subscription = current_subscription(user.access);
 
     cr_expect_eq(json_object_size(subscription), 7, "members: %zu", json_object_size(subscription));
-    cr_expect(uuid_text(tsupport_str(subscription, "id")));
+    cr_expect(tsupport_is_uuid(tsupport_str(subscription, "id")));
     cr_expect_str_eq(tsupport_str(subscription, "plan"), "Free");
     cr_expect_str_eq(tsupport_str(subscription, "status"), "active");
     cr_expect(json_is_false(tsupport_get(subscription, "isTrial")));
-    cr_expect(rfc3339_utc(tsupport_str(subscription, "startsAt")), "startsAt: %s",
+    cr_expect(tsupport_is_rfc3339_utc(tsupport_str(subscription, "startsAt")), "startsAt: %s",
               tsupport_str(subscription, "startsAt"));
     cr_expect(json_is_null(tsupport_get(subscription, "endsAt")));
     cr_expect(json_is_boolean(tsupport_get(subscription, "autoRenew")));
@@ -370,7 +335,7 @@ Test(http_billing, current_subscription_past_its_end_is_expired)
     cr_expect_str_eq(tsupport_str(subscription, "status"), "expired");
     cr_expect(json_is_false(tsupport_get(subscription, "isTrial")));
     cr_expect(json_is_false(tsupport_get(subscription, "autoRenew")));
-    cr_expect(rfc3339_utc(tsupport_str(subscription, "startsAt")));
+    cr_expect(tsupport_is_rfc3339_utc(tsupport_str(subscription, "startsAt")));
     cr_expect_str_eq(tsupport_str(subscription, "endsAt"), ends_at);
 
     expect_profile_agrees(user.access, subscription);

@@ -813,3 +813,37 @@ bool tsupport_token_claim(const char *token, const char *name, char *out, size_t
     json_decref(claims);
     return found;
 }
+
+bool tsupport_is_rfc3339_utc(const char *text)
+{
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+    size_t i;
+
+    if (text == NULL || strlen(text) < sizeof(shape))
+        return false;
+    for (i = 0; i < sizeof(shape) - 1; i++) {
+        if (shape[i] == 'd' ? (text[i] < '0' || text[i] > '9') : text[i] != shape[i])
+            return false;
+    }
+    if (text[i] == '.') {
+        i++;
+        if (text[i] < '0' || text[i] > '9')
+            return false;
+        while (text[i] >= '0' && text[i] <= '9')
+            i++;
+    }
+    return strcmp(text + i, "Z") == 0;
+}
+
+bool tsupport_is_uuid(const char *text)
+{
+    if (text == NULL || strlen(text) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+        if (dash ? text[i] != '-' : strchr("0123456789abcdefABCDEF", text[i]) == NULL)
+            return false;
+    }
+    return true;
+}

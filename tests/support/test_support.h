@@ -241,6 +241,12 @@ void tsupport_user_new(int port, const char *email, const char *password,
 /* Copies string claim `name` of a JWT's payload into `out`; false when there is none. */
 bool tsupport_token_claim(const char *token, const char *name, char *out, size_t size);
 
+/* True for YYYY-MM-DDTHH:MM:SS, an optional fraction, then Z. */
+bool tsupport_is_rfc3339_utc(const char *text);
+
+/* True for a UUID in its 8-4-4-4-12 hex text form. */
+bool tsupport_is_uuid(const char *text);
+
 /* Milliseconds on a monotonic clock. */
 long long tsupport_now_ms(void);
 

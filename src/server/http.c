@@ -26,7 +26,8 @@
 #define HTTP_KEEP_ALIVE_TIMEOUT_MS "15000"
 #define HTTP_ACTIVITY_FLUSH_MS 5000
 #define HTTP_ACTIVITY_BATCH 1000
-#define HTTP_DRAIN_MS 10000 /* how long shutdown waits for requests in flight */
+#define HTTP_DRAIN_MS 10000     /* how long shutdown waits for requests in flight */
+#define HTTP_WATCH_WAIT_MS 5000 /* how long start waits for the LISTEN connection */
 #define HTTP_LOG_MODULE "http"
 
 static const char *const http_pool_names[HTTP_POOLS] = {"auth", "billing", "audit", "notifier"};
@@ -485,6 +486,18 @@ static struct watch *http_watch_start(struct http_server *server)
     return watch_new(server->cfg, channels, 2, http_caches_flush, server);
 }
 
+/*
+ * Gives the listening connection a moment before the first request, so a server that answers
+ * at all is ready too; a database that is slow to answer is reported by /readyz instead.
+ */
+static void http_watch_wait(struct watch *watch)
+{
+    for (int waited = 0; waited < HTTP_WATCH_WAIT_MS && !watch_connected(watch); waited += 10)
+        poll_sleep_ms(10);
+    if (!watch_connected(watch))
+        log_warn(HTTP_LOG_MODULE, "event=listener_not_connected waited_ms=%d", HTTP_WATCH_WAIT_MS);
+}
+
 struct http_server *http_server_new(const struct cfg *cfg, void *zmq_ctx)
 {
     struct http_server *server = calloc(1, sizeof(*server));
@@ -528,6 +541,8 @@ struct http_server *http_server_new(const struct cfg *cfg, void *zmq_ctx)
     if (server->sessions == NULL || server->users == NULL)
         goto fail;
     server->watch = http_watch_start(server);
+    if (server->watch != NULL)
+        http_watch_wait(server->watch);
     if (server->watch == NULL ||
         pthread_create(&server->activity_thread, NULL, http_activity_main, server) != 0)
         goto fail;

@@ -79,9 +79,6 @@ const char *db_last_constraint(const struct db *db);
 /* True while the connection is usable. */
 bool db_ok(const struct db *db);
 
-/* The underlying connection, for LISTEN/NOTIFY and COPY. Owned by db. */
-PGconn *db_conn(struct db *db);
-
 /* Maps a SQLSTATE to a status code (M360_ECONFLICT for 23505, ...). */
 int db_sqlstate_to_err(const char *sqlstate);
 

@@ -20,8 +20,7 @@
 #include "manas360/db.h"
 
 #define POOL_HEADERS_MAX_BYTES 256
-#define POOL_REPLY_TIMEOUT_MS 5000 /* a pool that has not answered by then: 503 */
-#define POOL_PING_TIMEOUT_MS 1000  /* what /readyz waits for each pool */
+#define POOL_PING_TIMEOUT_MS 1000 /* what /readyz waits for each pool */
 
 /* What a handler gets: the request, parsed. The json_t pointers are borrowed. */
 struct pool_request {

@@ -316,8 +316,3 @@ bool db_ok(const struct db *db)
 {
     return db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK;
 }
-
-PGconn *db_conn(struct db *db)
-{
-    return db->conn;
-}

@@ -180,7 +180,7 @@ int auth_audit_write(struct db *db, const struct pool_request *req, const struct
 {
     const char *request_id = req != NULL ? auth_ctx_request_id(req) : "none";
     const char *status = row->failed ? "failure" : "success";
-    json_t *details = row->details != NULL ? json_copy((json_t *)row->details) : json_object();
+    json_t *details = row->details;
     struct auth_client client;
     char *text = NULL;
     int rc = M360_ENOMEM;
@@ -339,8 +339,10 @@ static int auth_register_body(struct db *db, void *arg)
     audit.user_id = PQgetvalue(tx->user, 0, 0);
     audit.resource_id = audit.user_id;
     rc = auth_subscribe_free(db, audit.user_id);
-    if (rc == 0)
+    if (rc == 0) {
+        audit.details = json_object();
         rc = auth_audit_write(db, tx->req, &audit);
+    }
     return rc;
 }
 
@@ -468,22 +470,20 @@ static int auth_login_refuse(struct db *db, void *arg)
     struct auth_login *login = arg;
     const char *user_id = login->user != NULL ? PQgetvalue(login->user, 0, 0) : NULL;
     const char *params[] = {login->attempt_id};
-    json_t *details = json_pack("{s:s, s:s}", "email", login->email, "reason", login->reason);
     struct auth_audit audit = {.user_id = user_id,
                                .event = "login",
                                .resource_type = "user",
                                .resource_id = user_id,
                                .action = "login",
-                               .failed = true,
-                               .details = details};
-    int rc = details != NULL ? 0 : M360_ENOMEM;
+                               .failed = true};
+    int rc = 0;
 
-    if (rc == 0 && !login->keep_attempt)
+    if (!login->keep_attempt)
         rc = db_exec(db, "auth_attempt_delete", 1, params, NULL);
-    if (rc == 0)
-        rc = auth_audit_write(db, login->req, &audit);
-    json_decref(details);
-    return rc;
+    if (rc != 0)
+        return rc;
+    audit.details = json_pack("{s:s, s:s}", "email", login->email, "reason", login->reason);
+    return auth_audit_write(db, login->req, &audit);
 }
 
 static int auth_login_succeed(struct db *db, void *arg)
@@ -494,7 +494,6 @@ static int auth_login_succeed(struct db *db, void *arg)
     const char *stored = PQgetvalue(login->user, 0, 2);
     const char *update[] = {user_id, login->new_hash[0] != '\0' ? login->new_hash : NULL, stored};
     const char *clear[] = {login->email};
-    json_t *details = NULL;
     int rc;
 
     rc = auth_session_open(db, login->req, user_id, cfg->jwt_refresh_expiry_s, login->sid);
@@ -509,21 +508,17 @@ static int auth_login_succeed(struct db *db, void *arg)
     if (rc != 0)
         return rc;
 
-    details =
-        json_pack("{s:s, s:b}", "sessionId", login->sid, "rehashed", login->new_hash[0] != '\0');
-    if (details == NULL)
-        return M360_ENOMEM;
     {
         struct auth_audit audit = {.user_id = user_id,
                                    .event = "login",
                                    .resource_type = "session",
                                    .resource_id = login->sid,
                                    .action = "login",
-                                   .details = details};
+                                   .details = json_pack("{s:s, s:b}", "sessionId", login->sid,
+                                                        "rehashed", login->new_hash[0] != '\0')};
 
         rc = auth_audit_write(db, login->req, &audit);
     }
-    json_decref(details);
     return rc;
 }
 
@@ -705,23 +700,20 @@ struct auth_refresh {
 static int auth_refresh_reuse(struct db *db, struct auth_refresh *r)
 {
     char owner[TOKEN_ID_BYTES];
-    json_t *details = json_pack("{s:s}", "sessionId", r->sid);
     struct auth_audit audit = {.user_id = r->user_id,
                                .event = "refresh_token_reuse",
                                .resource_type = "session",
                                .resource_id = r->sid,
                                .action = "revoke",
-                               .failed = true,
-                               .details = details};
-    int rc = details != NULL ? 0 : M360_ENOMEM;
+                               .failed = true};
+    int rc = auth_session_end(db, r->sid, NULL, AUTH_END_REUSE, owner);
 
-    if (rc == 0)
-        rc = auth_session_end(db, r->sid, NULL, AUTH_END_REUSE, owner);
-    if (rc == 0)
-        rc = auth_audit_write(db, r->req, &audit);
+    if (rc != 0)
+        return rc;
+    audit.details = json_pack("{s:s}", "sessionId", r->sid);
+    rc = auth_audit_write(db, r->req, &audit);
     if (rc == 0)
         r->outcome = AUTH_REFRESH_REUSED;
-    json_decref(details);
     return rc;
 }
 
@@ -731,7 +723,6 @@ static int auth_refresh_rotate(struct db *db, struct auth_refresh *r)
     char ttl[AUTH_INT_TEXT_BYTES];
     const char *rotate[] = {r->token_id, r->tokens.refresh_hash, ttl};
     const char *extend[] = {r->sid, ttl};
-    json_t *details = NULL;
     PGresult *res = NULL;
     int rc;
 
@@ -747,20 +738,16 @@ static int auth_refresh_rotate(struct db *db, struct auth_refresh *r)
     if (rc != 0)
         return rc;
 
-    details = json_pack("{s:s}", "sessionId", r->sid);
-    if (details == NULL)
-        return M360_ENOMEM;
     {
         struct auth_audit audit = {.user_id = r->user_id,
                                    .event = "token_refresh",
                                    .resource_type = "session",
                                    .resource_id = r->sid,
                                    .action = "rotate",
-                                   .details = details};
+                                   .details = json_pack("{s:s}", "sessionId", r->sid)};
 
         rc = auth_audit_write(db, r->req, &audit);
     }
-    json_decref(details);
     if (rc == 0)
         r->outcome = AUTH_REFRESH_ROTATED;
     return rc;
@@ -862,27 +849,22 @@ struct auth_logout_tx {
 static int auth_logout_body(struct db *db, void *arg)
 {
     struct auth_logout_tx *tx = arg;
-    json_t *details = NULL;
     int rc;
 
     rc = auth_sessions_end_user(db, tx->user_id, NULL, AUTH_END_LOGOUT, &tx->ended);
     if (rc != 0)
         return rc;
 
-    details = json_pack("{s:i}", "sessionsEnded", tx->ended);
-    if (details == NULL)
-        return M360_ENOMEM;
     {
         struct auth_audit audit = {.user_id = tx->user_id,
                                    .event = "logout",
                                    .resource_type = "session",
                                    .resource_id = auth_ctx_session(tx->req),
                                    .action = "logout",
-                                   .details = details};
+                                   .details = json_pack("{s:i}", "sessionsEnded", tx->ended)};
 
         rc = auth_audit_write(db, tx->req, &audit);
     }
-    json_decref(details);
     return rc;
 }
 
@@ -932,8 +914,10 @@ static int auth_bootstrap_body(struct db *db, void *arg)
     audit.user_id = PQgetvalue(res, 0, 0);
     audit.resource_id = audit.user_id;
     rc = auth_subscribe_free(db, audit.user_id);
-    if (rc == 0)
+    if (rc == 0) {
+        audit.details = json_object();
         rc = auth_audit_write(db, NULL, &audit);
+    }
     tx->created = rc == 0;
 
 done:

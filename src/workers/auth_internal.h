@@ -46,7 +46,7 @@ struct auth_audit {
     const char *resource_id;
     const char *action;
     bool failed;
-    const json_t *details; /* an object, or NULL for {}; never a password, token or hash */
+    json_t *details; /* an object, never a secret; stolen by auth_audit_write (NULL: no memory) */
 };
 
 /* ---- auth.c: shared helpers ---------------------------------------------------------- */
@@ -57,7 +57,8 @@ void auth_client_read(const struct pool_request *req, struct auth_client *out);
 
 /*
  * Writes one audit row in the caller's transaction, with the caller's address and agent
- * and ctx.request_id added to the details. Returns 0 or a database code.
+ * and ctx.request_id added to the details, and releases row->details whatever happens.
+ * Returns 0, M360_ENOMEM when row->details is NULL, or a database code.
  */
 int auth_audit_write(struct db *db, const struct pool_request *req, const struct auth_audit *row);
 

@@ -162,16 +162,14 @@ static int auth_patch_apply(struct db *db, struct auth_patch_tx *tx, json_t *cha
         return rc;
 
     {
-        json_t *details = json_pack("{s:O}", "fields", changed);
         struct auth_audit audit = {.user_id = tx->user_id,
                                    .event = "profile_update",
                                    .resource_type = "user",
                                    .resource_id = tx->user_id,
                                    .action = "update",
-                                   .details = details};
+                                   .details = json_pack("{s:O}", "fields", changed)};
 
-        rc = details != NULL ? auth_audit_write(db, tx->req, &audit) : M360_ENOMEM;
-        json_decref(details);
+        rc = auth_audit_write(db, tx->req, &audit);
     }
     return rc;
 }
@@ -240,7 +238,6 @@ static int auth_password_body(struct db *db, void *arg)
 {
     struct auth_password_tx *tx = arg;
     const char *params[] = {tx->user_id, tx->new_hash, tx->old_hash};
-    json_t *details = NULL;
     PGresult *res = NULL;
     int rc;
 
@@ -255,20 +252,16 @@ static int auth_password_body(struct db *db, void *arg)
                                 &tx->ended);
     if (rc != 0)
         return rc;
-    details = json_pack("{s:i}", "sessionsEnded", tx->ended);
-    if (details == NULL)
-        return M360_ENOMEM;
     {
         struct auth_audit audit = {.user_id = tx->user_id,
                                    .event = "password_changed",
                                    .resource_type = "user",
                                    .resource_id = tx->user_id,
                                    .action = "update",
-                                   .details = details};
+                                   .details = json_pack("{s:i}", "sessionsEnded", tx->ended)};
 
         rc = auth_audit_write(db, tx->req, &audit);
     }
-    json_decref(details);
     return rc;
 }
 
@@ -276,25 +269,17 @@ static int auth_password_body(struct db *db, void *arg)
 static int auth_password_refuse(struct db *db, const struct auth_password_tx *tx,
                                 struct pool_reply *reply)
 {
-    json_t *details = json_pack("{s:s}", "reason", "wrong_current_password");
-    json_t *fields = json_pack("{s:s}", "currentPassword", "is incorrect");
     struct auth_audit audit = {.user_id = tx->user_id,
                                .event = "password_changed",
                                .resource_type = "user",
                                .resource_id = tx->user_id,
                                .action = "update",
                                .failed = true,
-                               .details = details};
-    int rc = details != NULL && fields != NULL ? 0 : M360_ENOMEM;
+                               .details = json_pack("{s:s}", "reason", "wrong_current_password")};
+    int rc = auth_audit_write(db, tx->req, &audit);
 
     if (rc == 0)
-        rc = auth_audit_write(db, tx->req, &audit);
-    if (rc == 0) {
-        auth_reply_invalid(reply, fields);
-        fields = NULL;
-    }
-    json_decref(details);
-    json_decref(fields);
+        auth_reply_invalid(reply, json_pack("{s:s}", "currentPassword", "is incorrect"));
     return rc;
 }
 

@@ -240,27 +240,22 @@ struct auth_session_end_tx {
 static int auth_session_end_body(struct db *db, void *arg)
 {
     struct auth_session_end_tx *tx = arg;
-    json_t *details = NULL;
     int rc;
 
     rc = auth_session_end(db, tx->sid, tx->user_id, tx->reason, tx->owner);
     if (rc != 0 || tx->owner[0] == '\0')
         return rc;
 
-    details = json_pack("{s:s}", "reason", tx->reason);
-    if (details == NULL)
-        return M360_ENOMEM;
     {
         struct auth_audit audit = {.user_id = tx->owner,
                                    .event = "session_ended",
                                    .resource_type = "session",
                                    .resource_id = tx->sid,
                                    .action = "end",
-                                   .details = details};
+                                   .details = json_pack("{s:s}", "reason", tx->reason)};
 
         rc = auth_audit_write(db, tx->req, &audit);
     }
-    json_decref(details);
     return rc;
 }
 

@@ -5,7 +5,8 @@
  * end talks to a pool through a pool_client, one per thread, with a deadline on every call.
  *
  * Wire format. Request frames: [empty][seq: 8 bytes][type][payload], where payload is a
- * JSON object {"ctx": {...}, "body": {...}, "params": {...}, "deadline_ms": N}. Reply frames:
+ * JSON object {"ctx": {...}, "body": {...}, "params": {...}, "query": {...},
+ * "deadline_ms": N}. Reply frames:
  * [empty][seq][status: decimal text][headers: "Name: value\r\n"...][body: JSON text].
  */
 #ifndef MANAS360_POOL_H
@@ -28,6 +29,7 @@ struct pool_request {
     const json_t *ctx;    /* caller: user_id, session_id, ip, user_agent, request_id */
     const json_t *body;   /* the client's JSON object, or an empty object */
     const json_t *params; /* path parameters ({"id": "..."}) */
+    const json_t *query;  /* query parameters, decoded strings ({"page": "2"}) */
     int64_t now;          /* Unix seconds when the worker took the request */
 };
 

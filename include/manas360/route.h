@@ -11,10 +11,16 @@
 
 #define ROUTE_PARAMS_MAX 2
 #define ROUTE_ALLOW_MAX_BYTES 64
+#define ROUTE_FEATURES_MAX 2
 
+/*
+ * Who may call a route. The steps run in the contract's order and the first failure
+ * answers: a token of an open session, the permission, an active subscription, every
+ * feature, then a unit of the monthly quota. No handler repeats a check.
+ */
 enum route_guard {
     ROUTE_PUBLIC,        /* anyone */
-    ROUTE_AUTHENTICATED, /* a valid access token of an open session */
+    ROUTE_AUTHENTICATED, /* a valid access token of an open session, then the steps below */
 };
 
 /* Where a route's work runs. */
@@ -28,6 +34,8 @@ enum route_flag {
     ROUTE_NO_STORE = 1 << 0,    /* the response carries a token: Cache-Control: no-store */
     ROUTE_LOGIN = 1 << 1,       /* count the result in the login metrics */
     ROUTE_USER_CACHED = 1 << 2, /* the answer depends on the caller's account only: cached */
+    ROUTE_SUBSCRIBED = 1 << 3,  /* needs an active subscription (402) */
+    ROUTE_METERED = 1 << 4,     /* a successful call takes a unit of the monthly quota (429) */
 };
 
 enum route_local {
@@ -35,12 +43,16 @@ enum route_local {
     ROUTE_LOCAL_HEALTHZ,
     ROUTE_LOCAL_READYZ,
     ROUTE_LOCAL_METRICS,
+    ROUTE_LOCAL_QUOTA_STATUS,      /* GET /api/api/status, from the authorization cache */
+    ROUTE_LOCAL_PREMIUM_DASHBOARD, /* the dashboard, from what the front end holds */
 };
 
 struct route {
     const char *method;
     const char *pattern; /* segments; ":name" matches one non-empty segment */
     enum route_guard guard;
+    const char *permission;                   /* the caller's role must hold it, or NULL */
+    const char *features[ROUTE_FEATURES_MAX]; /* the plan must have each; NULL ends the list */
     enum route_target target;
     const char *message; /* the pool's message type, for pool routes */
     enum route_local local;

@@ -16,6 +16,8 @@
 #define HTTP_WWW_AUTHENTICATE "WWW-Authenticate: Bearer\r\n"
 #define HTTP_RETRY_SOON "Retry-After: 1\r\n"
 #define HTTP_CTX_TEXT_MAX 512
+#define HTTP_QUERY_TEXT_MAX 256 /* a query name or value, decoded */
+#define HTTP_QUERY_NAMES_MAX 16
 #define HTTP_DISPATCH_LOG_MODULE "dispatch"
 
 /* Workers stop this much before the front end gives up, so that work finished in time is
@@ -99,18 +101,46 @@ static json_t *http_params_json(const struct http_exchange *ex)
     return params;
 }
 
+/*
+ * The query string as a JSON object of decoded strings. The first of repeated names wins;
+ * a name or value too long to decode here is dropped, and the pool treats it as absent.
+ */
+static json_t *http_query_json(const struct http_exchange *ex)
+{
+    const char *query = ex->req->query_string;
+    json_t *out = json_object();
+
+    while (query != NULL && *query != '\0' && json_object_size(out) < HTTP_QUERY_NAMES_MAX) {
+        size_t pair_len = strcspn(query, "&");
+        size_t name_len = strcspn(query, "=&");
+        char name[HTTP_QUERY_TEXT_MAX];
+        char value[HTTP_QUERY_TEXT_MAX];
+        int n = mg_url_decode(query, (int)name_len, name, (int)sizeof(name), 1);
+        int v = name_len < pair_len
+                    ? mg_url_decode(query + name_len + 1, (int)(pair_len - name_len - 1), value,
+                                    (int)sizeof(value), 1)
+                    : 0;
+
+        if (n > 0 && v >= 0 && json_object_get(out, name) == NULL)
+            json_object_set_new(out, name, http_json_text(value, (size_t)v, HTTP_QUERY_TEXT_MAX));
+        query += pair_len + (query[pair_len] == '&');
+    }
+    return out;
+}
+
 /* Joins the parts of a pool request; returns its length, or -1 without memory. */
 static int http_payload_build(char **out, const char *ctx, const char *body, const char *params,
-                              long long deadline_ms)
+                              const char *query, long long deadline_ms)
 {
-    static const char format[] = "{\"ctx\":%s,\"body\":%s,\"params\":%s,\"deadline_ms\":%lld}";
-    size_t size = sizeof(format) + strlen(ctx) + strlen(body) + strlen(params) + 24;
+    static const char format[] =
+        "{\"ctx\":%s,\"body\":%s,\"params\":%s,\"query\":%s,\"deadline_ms\":%lld}";
+    size_t size = sizeof(format) + strlen(ctx) + strlen(body) + strlen(params) + strlen(query) + 24;
     int len;
 
     *out = malloc(size);
     if (*out == NULL)
         return -1;
-    len = snprintf(*out, size, format, ctx, body, params, deadline_ms);
+    len = snprintf(*out, size, format, ctx, body, params, query, deadline_ms);
     return (len > 0 && (size_t)len < size) ? len : -1;
 }
 
@@ -119,8 +149,10 @@ int http_pool_call(struct http_exchange *ex, enum http_pool pool, const char *me
 {
     json_t *ctx = http_ctx_json(ex);
     json_t *params = http_params_json(ex);
+    json_t *query = http_query_json(ex);
     char *ctx_text = json_dumps(ctx, JSON_COMPACT);
     char *params_text = json_dumps(params, JSON_COMPACT);
+    char *query_text = json_dumps(query, JSON_COMPACT);
     struct timespec now;
     char *payload = NULL;
     int len;
@@ -128,8 +160,8 @@ int http_pool_call(struct http_exchange *ex, enum http_pool pool, const char *me
 
     /* The body is spliced in as received: it was checked to be one JSON object. */
     clock_gettime(CLOCK_REALTIME, &now);
-    if (ctx_text != NULL && params_text != NULL)
-        len = http_payload_build(&payload, ctx_text, body_json, params_text,
+    if (ctx_text != NULL && params_text != NULL && query_text != NULL)
+        len = http_payload_build(&payload, ctx_text, body_json, params_text, query_text,
                                  (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 +
                                      (timeout_ms > 2 * HTTP_DEADLINE_MARGIN_MS
                                           ? timeout_ms - HTTP_DEADLINE_MARGIN_MS
@@ -146,8 +178,10 @@ int http_pool_call(struct http_exchange *ex, enum http_pool pool, const char *me
     free(payload);
     free(ctx_text);
     free(params_text);
+    free(query_text);
     json_decref(ctx);
     json_decref(params);
+    json_decref(query);
     return rc;
 }
 

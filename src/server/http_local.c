@@ -102,6 +102,8 @@ void http_serve_local(struct http_exchange *ex)
     case ROUTE_LOCAL_METRICS:
         http_metrics(ex);
         return;
+    case ROUTE_LOCAL_QUOTA_STATUS:
+    case ROUTE_LOCAL_PREMIUM_DASHBOARD:
     case ROUTE_LOCAL_NONE:
         break;
     }

@@ -7,19 +7,32 @@
 
 #include "manas360/err.h"
 
+/* A route anyone may call, or any signed-in caller. */
 #define ROUTE(method, pattern, guard, target, message, flags)                                      \
     {                                                                                              \
-        method, pattern, guard, target, message, ROUTE_LOCAL_NONE, flags                           \
+        method, pattern, guard, NULL, {NULL}, target, message, ROUTE_LOCAL_NONE, flags             \
     }
-#define ROUTE_HERE(method, pattern, local)                                                         \
+/* A route for callers whose role holds `permission`. */
+#define ROUTE_ADMIN(method, pattern, permission, target, message, flags)                           \
     {                                                                                              \
-        method, pattern, ROUTE_PUBLIC, ROUTE_LOCAL, NULL, local, 0                                 \
+        method, pattern, ROUTE_AUTHENTICATED, permission, {NULL}, target, message,                 \
+            ROUTE_LOCAL_NONE, flags                                                                \
+    }
+/* A metered route for subscribers whose plan has `feature`. */
+#define ROUTE_FEATURE(method, pattern, feature, target, message, local, flags)                     \
+    {                                                                                              \
+        method, pattern, ROUTE_AUTHENTICATED, NULL, {feature, NULL}, target, message, local,       \
+            ROUTE_SUBSCRIBED | ROUTE_METERED | (flags)                                             \
+    }
+#define ROUTE_HERE(method, pattern, guard, local, flags)                                           \
+    {                                                                                              \
+        method, pattern, guard, NULL, {NULL}, ROUTE_LOCAL, NULL, local, flags                      \
     }
 
 static const struct route route_entries[] = {
-    ROUTE_HERE("GET", "/healthz", ROUTE_LOCAL_HEALTHZ),
-    ROUTE_HERE("GET", "/readyz", ROUTE_LOCAL_READYZ),
-    ROUTE_HERE("GET", "/metrics", ROUTE_LOCAL_METRICS),
+    ROUTE_HERE("GET", "/healthz", ROUTE_PUBLIC, ROUTE_LOCAL_HEALTHZ, 0),
+    ROUTE_HERE("GET", "/readyz", ROUTE_PUBLIC, ROUTE_LOCAL_READYZ, 0),
+    ROUTE_HERE("GET", "/metrics", ROUTE_PUBLIC, ROUTE_LOCAL_METRICS, 0),
 
     ROUTE("POST", "/api/auth/register", ROUTE_PUBLIC, ROUTE_POOL_AUTH, "auth.register",
           ROUTE_NO_STORE),
@@ -44,6 +57,41 @@ static const struct route route_entries[] = {
     ROUTE("GET", "/api/public/features", ROUTE_PUBLIC, ROUTE_POOL_BILLING, "plans.public", 0),
     ROUTE("GET", "/api/subscriptions/current", ROUTE_AUTHENTICATED, ROUTE_POOL_BILLING,
           "subscriptions.current", 0),
+    ROUTE("POST", "/api/subscriptions", ROUTE_AUTHENTICATED, ROUTE_POOL_BILLING,
+          "subscriptions.create", 0),
+    ROUTE("POST", "/api/subscriptions/cancel", ROUTE_AUTHENTICATED, ROUTE_POOL_BILLING,
+          "subscriptions.cancel", 0),
+    ROUTE_HERE("GET", "/api/api/status", ROUTE_AUTHENTICATED, ROUTE_LOCAL_QUOTA_STATUS,
+               ROUTE_NO_STORE),
+
+    ROUTE_FEATURE("GET", "/api/features/premium-dashboard", "premium_dashboard", ROUTE_LOCAL, NULL,
+                  ROUTE_LOCAL_PREMIUM_DASHBOARD, ROUTE_NO_STORE),
+    ROUTE_FEATURE("GET", "/api/data/export", "data_export", ROUTE_POOL_AUTH, "data.export",
+                  ROUTE_LOCAL_NONE, ROUTE_NO_STORE),
+
+    ROUTE_ADMIN("GET", "/api/admin/users", "manage_users", ROUTE_POOL_AUTH, "admin.users.list",
+                ROUTE_NO_STORE),
+    ROUTE_ADMIN("DELETE", "/api/admin/users/:userId", "manage_users", ROUTE_POOL_AUTH,
+                "admin.users.delete", 0),
+    ROUTE_ADMIN("PATCH", "/api/admin/users/:userId/role", "manage_users", ROUTE_POOL_AUTH,
+                "admin.users.role", 0),
+    ROUTE_ADMIN("GET", "/api/admin/analytics", "view_analytics", ROUTE_POOL_AUTH, "admin.analytics",
+                ROUTE_NO_STORE),
+    ROUTE_ADMIN("PATCH", "/api/admin/subscriptions/:id", "manage_subscriptions", ROUTE_POOL_BILLING,
+                "admin.subscriptions.patch", 0),
+    ROUTE_ADMIN("GET", "/api/admin/audit-logs", "view_audit_logs", ROUTE_POOL_AUTH,
+                "admin.audit_logs", ROUTE_NO_STORE),
+
+    ROUTE_ADMIN("GET", "/api/admin/settings", "manage_settings", ROUTE_POOL_AUTH,
+                "admin.settings.get", ROUTE_NO_STORE),
+    ROUTE_ADMIN("PATCH", "/api/admin/settings", "manage_settings", ROUTE_POOL_AUTH,
+                "admin.settings.patch", ROUTE_NO_STORE),
+    ROUTE_ADMIN("POST", "/api/admin/roles", "manage_roles", ROUTE_POOL_AUTH, "admin.roles.create",
+                0),
+    ROUTE_ADMIN("POST", "/api/admin/features", "manage_features", ROUTE_POOL_BILLING,
+                "admin.features.create", 0),
+    ROUTE_ADMIN("PATCH", "/api/admin/plans/:name", "manage_features", ROUTE_POOL_BILLING,
+                "admin.plans.patch", 0),
 };
 
 #define ROUTE_COUNT ((int)(sizeof(route_entries) / sizeof(route_entries[0])))

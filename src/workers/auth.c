@@ -24,15 +24,8 @@
 #define AUTH_OTP_MAX_CHARS 16
 #define AUTH_HASH_HEX_BYTES 65 /* SHA-256 in hex, and a NUL */
 #define AUTH_INT_TEXT_BYTES 24
-#define AUTH_REQUEST_ID_MAX_CHARS 128
-#define AUTH_REQUEST_ID_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 
 static const struct db_stmt auth_stmts[] = {
-    {"auth_audit_insert",
-     "INSERT INTO audit_logs (user_id, event_type, resource_type, resource_id, action, status,"
-     " details, ip_address, user_agent)"
-     " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::inet, $9)",
-     9},
     {"auth_user_insert",
      "INSERT INTO user_accounts (email, password_hash, first_name, last_name, phone_number,"
      " role_id)"
@@ -120,129 +113,6 @@ struct auth_token_pair {
     char refresh_hash[AUTH_HASH_HEX_BYTES];
 };
 
-/* ---- Shared helpers ------------------------------------------------------------------ */
-
-static const char *auth_ctx_uuid(const struct pool_request *req, const char *key)
-{
-    const char *value = json_string_value(json_object_get(req->ctx, key));
-
-    return input_uuid_valid(value) ? value : NULL;
-}
-
-const char *auth_ctx_user(const struct pool_request *req)
-{
-    return auth_ctx_uuid(req, "user_id");
-}
-
-const char *auth_ctx_session(const struct pool_request *req)
-{
-    return auth_ctx_uuid(req, "session_id");
-}
-
-const char *auth_ctx_request_id(const struct pool_request *req)
-{
-    const char *id = json_string_value(json_object_get(req->ctx, "request_id"));
-    size_t len = id != NULL ? strlen(id) : 0;
-
-    /* Logged bare, so only the characters the front end itself accepts may pass. */
-    if (len == 0 || len > AUTH_REQUEST_ID_MAX_CHARS || strspn(id, AUTH_REQUEST_ID_CHARS) != len)
-        return "none";
-    return id;
-}
-
-void auth_client_read(const struct pool_request *req, struct auth_client *out)
-{
-    const char *ip = req != NULL ? json_string_value(json_object_get(req->ctx, "ip")) : NULL;
-    const char *agent =
-        req != NULL ? json_string_value(json_object_get(req->ctx, "user_agent")) : NULL;
-    unsigned char addr[sizeof(struct in6_addr)];
-
-    out->ip = NULL;
-    out->user_agent = NULL;
-    if (ip != NULL && strlen(ip) < sizeof(out->ip_buf) &&
-        (inet_pton(AF_INET, ip, addr) == 1 || inet_pton(AF_INET6, ip, addr) == 1)) {
-        memcpy(out->ip_buf, ip, strlen(ip) + 1);
-        out->ip = out->ip_buf;
-    }
-
-    if (agent != NULL) {
-        size_t n = input_utf8_prefix(agent, strlen(agent), AUTH_USER_AGENT_MAX_CHARS);
-
-        if (n >= sizeof(out->agent_buf))
-            n = sizeof(out->agent_buf) - 1;
-        memcpy(out->agent_buf, agent, n);
-        out->agent_buf[n] = '\0';
-        out->user_agent = out->agent_buf;
-    }
-}
-
-int auth_audit_write(struct db *db, const struct pool_request *req, const struct auth_audit *row)
-{
-    const char *request_id = req != NULL ? auth_ctx_request_id(req) : "none";
-    const char *status = row->failed ? "failure" : "success";
-    json_t *details = row->details;
-    struct auth_client client;
-    char *text = NULL;
-    int rc = M360_ENOMEM;
-
-    if (details == NULL)
-        goto done;
-    if (strcmp(request_id, "none") != 0 &&
-        json_object_set_new(details, "requestId", json_string(request_id)) != 0)
-        goto done;
-    text = json_dumps(details, JSON_COMPACT);
-    if (text == NULL)
-        goto done;
-
-    auth_client_read(req, &client);
-    {
-        const char *params[] = {
-            row->user_id, row->event, row->resource_type, row->resource_id, row->action,
-            status,       text,       client.ip,          client.user_agent};
-
-        rc = db_exec(db, "auth_audit_insert", 9, params, NULL);
-    }
-
-done:
-    free(text);
-    json_decref(details);
-    return rc;
-}
-
-void auth_reply_invalid(struct pool_reply *reply, json_t *fields)
-{
-    pool_reply_error(reply, 400, "ValidationError", "Validation failed",
-                     json_pack("{s:o}", "fields", fields));
-}
-
-void auth_reply_unauthorized(struct pool_reply *reply)
-{
-    pool_reply_error(reply, 401, "Unauthorized", "Authentication required", NULL);
-}
-
-int auth_reply_json(struct pool_reply *reply, int status, json_t *body)
-{
-    if (body == NULL)
-        return M360_ENOMEM;
-    pool_reply_json(reply, status, body);
-    return 0;
-}
-
-bool auth_body_ok(const struct pool_request *req, const struct input_field *spec, size_t nspec,
-                  struct pool_reply *reply)
-{
-    json_t *fields = NULL;
-    int rc = input_check(req->body, spec, nspec, &fields);
-
-    if (rc == 0)
-        return true;
-    if (rc == M360_EINVAL)
-        auth_reply_invalid(reply, fields);
-    else
-        pool_reply_error(reply, 500, "InternalError", "Internal error", NULL);
-    return false;
-}
-
 static void auth_int_text(char out[AUTH_INT_TEXT_BYTES], int64_t value)
 {
     snprintf(out, AUTH_INT_TEXT_BYTES, "%" PRId64, value);
@@ -324,7 +194,7 @@ static int auth_register_body(struct db *db, void *arg)
     const json_t *body = tx->req->body;
     const char *params[] = {tx->email, tx->hash, input_str(body, "firstName"),
                             input_str(body, "lastName"), input_str(body, "phoneNumber")};
-    struct auth_audit audit = {.event = "register", .resource_type = "user", .action = "create"};
+    struct worker_audit audit = {.event = "register", .resource_type = "user", .action = "create"};
     int rc;
 
     /* A retried transaction starts over. */
@@ -341,7 +211,7 @@ static int auth_register_body(struct db *db, void *arg)
     rc = auth_subscribe_free(db, audit.user_id);
     if (rc == 0) {
         audit.details = json_object();
-        rc = auth_audit_write(db, tx->req, &audit);
+        rc = worker_audit_write(db, tx->req, &audit);
     }
     return rc;
 }
@@ -353,7 +223,7 @@ static int auth_register_reply(struct pool_reply *reply, const PGresult *user)
                              "user", "firstName", row_text(user, 0, 2), "lastName",
                              row_text(user, 0, 3), "createdAt", PQgetvalue(user, 0, 4));
 
-    return auth_reply_json(reply, 201, body);
+    return worker_reply_json(reply, 201, body);
 }
 
 static int auth_register(struct pool_worker *worker, const struct pool_request *req,
@@ -364,8 +234,8 @@ static int auth_register(struct pool_worker *worker, const struct pool_request *
     char hash[PW_HASH_MAX_BYTES];
     int rc;
 
-    if (!auth_body_ok(req, auth_register_spec,
-                      sizeof(auth_register_spec) / sizeof(auth_register_spec[0]), reply))
+    if (!worker_body_ok(req, auth_register_spec,
+                        sizeof(auth_register_spec) / sizeof(auth_register_spec[0]), reply))
         return 0;
     if (input_email_normalize(input_str(req->body, "email"), email) != 0)
         return M360_EINTERNAL;
@@ -385,8 +255,8 @@ static int auth_register(struct pool_worker *worker, const struct pool_request *
         rc = 0;
     } else if (rc == 0) {
         rc = auth_register_reply(reply, tx.user);
-        log_info(AUTH_LOG_MODULE, "event=registered req_id=%s user_id=%s", auth_ctx_request_id(req),
-                 PQgetvalue(tx.user, 0, 0));
+        log_info(AUTH_LOG_MODULE, "event=registered req_id=%s user_id=%s",
+                 worker_ctx_request_id(req), PQgetvalue(tx.user, 0, 0));
     }
 
     PQclear(tx.user);
@@ -432,7 +302,7 @@ static int auth_login_admit(struct db *db, void *arg)
     char window[AUTH_INT_TEXT_BYTES];
     char offset[AUTH_INT_TEXT_BYTES];
     const char *params[] = {login->email, window, offset};
-    struct auth_client client;
+    struct worker_client client;
     PGresult *res = NULL;
     int rc;
 
@@ -452,7 +322,7 @@ static int auth_login_admit(struct db *db, void *arg)
     PQclear(res);
     res = NULL;
 
-    auth_client_read(login->req, &client);
+    worker_client_read(login->req, &client);
     {
         const char *insert[] = {login->email, client.ip};
 
@@ -470,12 +340,12 @@ static int auth_login_refuse(struct db *db, void *arg)
     struct auth_login *login = arg;
     const char *user_id = login->user != NULL ? PQgetvalue(login->user, 0, 0) : NULL;
     const char *params[] = {login->attempt_id};
-    struct auth_audit audit = {.user_id = user_id,
-                               .event = "login",
-                               .resource_type = "user",
-                               .resource_id = user_id,
-                               .action = "login",
-                               .failed = true};
+    struct worker_audit audit = {.user_id = user_id,
+                                 .event = "login",
+                                 .resource_type = "user",
+                                 .resource_id = user_id,
+                                 .action = "login",
+                                 .failed = true};
     int rc = 0;
 
     if (!login->keep_attempt)
@@ -483,7 +353,7 @@ static int auth_login_refuse(struct db *db, void *arg)
     if (rc != 0)
         return rc;
     audit.details = json_pack("{s:s, s:s}", "email", login->email, "reason", login->reason);
-    return auth_audit_write(db, login->req, &audit);
+    return worker_audit_write(db, login->req, &audit);
 }
 
 static int auth_login_succeed(struct db *db, void *arg)
@@ -509,15 +379,15 @@ static int auth_login_succeed(struct db *db, void *arg)
         return rc;
 
     {
-        struct auth_audit audit = {.user_id = user_id,
-                                   .event = "login",
-                                   .resource_type = "session",
-                                   .resource_id = login->sid,
-                                   .action = "login",
-                                   .details = json_pack("{s:s, s:b}", "sessionId", login->sid,
-                                                        "rehashed", login->new_hash[0] != '\0')};
+        struct worker_audit audit = {.user_id = user_id,
+                                     .event = "login",
+                                     .resource_type = "session",
+                                     .resource_id = login->sid,
+                                     .action = "login",
+                                     .details = json_pack("{s:s, s:b}", "sessionId", login->sid,
+                                                          "rehashed", login->new_hash[0] != '\0')};
 
-        rc = auth_audit_write(db, login->req, &audit);
+        rc = worker_audit_write(db, login->req, &audit);
     }
     return rc;
 }
@@ -531,7 +401,7 @@ static int auth_login_refused(struct auth_login *login, struct pool_reply *reply
     if (rc != 0)
         return rc;
     log_info(AUTH_LOG_MODULE, "event=login_refused req_id=%s user_id=%s reason=%s",
-             auth_ctx_request_id(login->req),
+             worker_ctx_request_id(login->req),
              login->user != NULL ? PQgetvalue(login->user, 0, 0) : "none", login->reason);
     pool_reply_error(reply, status, error, message, NULL);
     return 0;
@@ -586,9 +456,9 @@ static int auth_login_reply(struct auth_login *login, struct pool_reply *reply)
                   PQgetvalue(login->user, 0, 5));
 
     log_info(AUTH_LOG_MODULE, "event=login req_id=%s user_id=%s session_id=%s rehashed=%d",
-             auth_ctx_request_id(login->req), PQgetvalue(login->user, 0, 0), login->sid,
+             worker_ctx_request_id(login->req), PQgetvalue(login->user, 0, 0), login->sid,
              login->new_hash[0] != '\0');
-    return auth_reply_json(reply, 200, body);
+    return worker_reply_json(reply, 200, body);
 }
 
 /* Checks the password; on a match, answers the refusals that need one, or logs in. */
@@ -623,8 +493,8 @@ static int auth_login(struct pool_worker *worker, const struct pool_request *req
     const char *params[1];
     int rc;
 
-    if (!auth_body_ok(req, auth_login_spec, sizeof(auth_login_spec) / sizeof(auth_login_spec[0]),
-                      reply))
+    if (!worker_body_ok(req, auth_login_spec, sizeof(auth_login_spec) / sizeof(auth_login_spec[0]),
+                        reply))
         return 0;
 
     /* Two tokens and a hash are too much for a worker's stack frame to carry idly. */
@@ -643,7 +513,7 @@ static int auth_login(struct pool_worker *worker, const struct pool_request *req
     /* Checked before the password, so a throttled guess learns nothing, right or wrong. */
     if (login->retry_after > 0) {
         log_info(AUTH_LOG_MODULE, "event=login_throttled req_id=%s retry_after=%" PRId64,
-                 auth_ctx_request_id(req), login->retry_after);
+                 worker_ctx_request_id(req), login->retry_after);
         pool_reply_error(reply, 429, "TooManyAttempts",
                          "Too many failed login attempts; try again later", NULL);
         pool_reply_header(reply, "Retry-After: %" PRId64, login->retry_after);
@@ -700,18 +570,18 @@ struct auth_refresh {
 static int auth_refresh_reuse(struct db *db, struct auth_refresh *r)
 {
     char owner[TOKEN_ID_BYTES];
-    struct auth_audit audit = {.user_id = r->user_id,
-                               .event = "refresh_token_reuse",
-                               .resource_type = "session",
-                               .resource_id = r->sid,
-                               .action = "revoke",
-                               .failed = true};
+    struct worker_audit audit = {.user_id = r->user_id,
+                                 .event = "refresh_token_reuse",
+                                 .resource_type = "session",
+                                 .resource_id = r->sid,
+                                 .action = "revoke",
+                                 .failed = true};
     int rc = auth_session_end(db, r->sid, NULL, AUTH_END_REUSE, owner);
 
     if (rc != 0)
         return rc;
     audit.details = json_pack("{s:s}", "sessionId", r->sid);
-    rc = auth_audit_write(db, r->req, &audit);
+    rc = worker_audit_write(db, r->req, &audit);
     if (rc == 0)
         r->outcome = AUTH_REFRESH_REUSED;
     return rc;
@@ -739,14 +609,14 @@ static int auth_refresh_rotate(struct db *db, struct auth_refresh *r)
         return rc;
 
     {
-        struct auth_audit audit = {.user_id = r->user_id,
-                                   .event = "token_refresh",
-                                   .resource_type = "session",
-                                   .resource_id = r->sid,
-                                   .action = "rotate",
-                                   .details = json_pack("{s:s}", "sessionId", r->sid)};
+        struct worker_audit audit = {.user_id = r->user_id,
+                                     .event = "token_refresh",
+                                     .resource_type = "session",
+                                     .resource_id = r->sid,
+                                     .action = "rotate",
+                                     .details = json_pack("{s:s}", "sessionId", r->sid)};
 
-        rc = auth_audit_write(db, r->req, &audit);
+        rc = worker_audit_write(db, r->req, &audit);
     }
     if (rc == 0)
         r->outcome = AUTH_REFRESH_ROTATED;
@@ -794,7 +664,7 @@ static int auth_refresh_reply(struct auth_refresh *r, struct pool_reply *reply)
                              r->tokens.access, "refreshToken", r->tokens.refresh, "tokenType",
                              "Bearer", "expiresIn", (json_int_t)r->worker->cfg->jwt_expiry_s);
 
-    return auth_reply_json(reply, 200, body);
+    return worker_reply_json(reply, 200, body);
 }
 
 static int auth_refresh(struct pool_worker *worker, const struct pool_request *req,
@@ -807,8 +677,8 @@ static int auth_refresh(struct pool_worker *worker, const struct pool_request *r
     struct auth_refresh *r;
     int rc;
 
-    if (!auth_body_ok(req, auth_refresh_spec,
-                      sizeof(auth_refresh_spec) / sizeof(auth_refresh_spec[0]), reply))
+    if (!worker_body_ok(req, auth_refresh_spec,
+                        sizeof(auth_refresh_spec) / sizeof(auth_refresh_spec[0]), reply))
         return 0;
     token = input_str(req->body, "refreshToken");
     if (token_verify(&keys, TOKEN_REFRESH, token, req->now, NULL) != TOKEN_VALID) {
@@ -829,7 +699,7 @@ static int auth_refresh(struct pool_worker *worker, const struct pool_request *r
         if (r->outcome == AUTH_REFRESH_REUSED)
             log_warn(AUTH_LOG_MODULE,
                      "event=refresh_token_reuse req_id=%s user_id=%s session_id=%s",
-                     auth_ctx_request_id(req), r->user_id, r->sid);
+                     worker_ctx_request_id(req), r->user_id, r->sid);
         pool_reply_error(reply, 401, "InvalidRefreshToken", "Invalid refresh token", NULL);
     }
 
@@ -856,14 +726,14 @@ static int auth_logout_body(struct db *db, void *arg)
         return rc;
 
     {
-        struct auth_audit audit = {.user_id = tx->user_id,
-                                   .event = "logout",
-                                   .resource_type = "session",
-                                   .resource_id = auth_ctx_session(tx->req),
-                                   .action = "logout",
-                                   .details = json_pack("{s:i}", "sessionsEnded", tx->ended)};
+        struct worker_audit audit = {.user_id = tx->user_id,
+                                     .event = "logout",
+                                     .resource_type = "session",
+                                     .resource_id = worker_ctx_session(tx->req),
+                                     .action = "logout",
+                                     .details = json_pack("{s:i}", "sessionsEnded", tx->ended)};
 
-        rc = auth_audit_write(db, tx->req, &audit);
+        rc = worker_audit_write(db, tx->req, &audit);
     }
     return rc;
 }
@@ -871,13 +741,13 @@ static int auth_logout_body(struct db *db, void *arg)
 static int auth_logout(struct pool_worker *worker, const struct pool_request *req,
                        struct pool_reply *reply)
 {
-    struct auth_logout_tx tx = {.req = req, .user_id = auth_ctx_user(req)};
+    struct auth_logout_tx tx = {.req = req, .user_id = worker_ctx_user(req)};
     int rc;
 
-    if (!auth_body_ok(req, NULL, 0, reply))
+    if (!worker_body_ok(req, NULL, 0, reply))
         return 0;
     if (tx.user_id == NULL) {
-        auth_reply_unauthorized(reply);
+        worker_reply_unauthorized(reply);
         return 0;
     }
 
@@ -885,9 +755,9 @@ static int auth_logout(struct pool_worker *worker, const struct pool_request *re
     if (rc != 0)
         return rc;
     log_info(AUTH_LOG_MODULE, "event=logout req_id=%s user_id=%s sessions_ended=%d",
-             auth_ctx_request_id(req), tx.user_id, tx.ended);
-    return auth_reply_json(reply, 200,
-                           json_pack("{s:b, s:s}", "success", 1, "message", "Logged out"));
+             worker_ctx_request_id(req), tx.user_id, tx.ended);
+    return worker_reply_json(reply, 200,
+                             json_pack("{s:b, s:s}", "success", 1, "message", "Logged out"));
 }
 
 /* ---- First administrator ------------------------------------------------------------- */
@@ -902,7 +772,8 @@ static int auth_bootstrap_body(struct db *db, void *arg)
 {
     struct auth_bootstrap_tx *tx = arg;
     const char *params[] = {tx->email, tx->hash};
-    struct auth_audit audit = {.event = "register", .resource_type = "user", .action = "bootstrap"};
+    struct worker_audit audit = {
+        .event = "register", .resource_type = "user", .action = "bootstrap"};
     PGresult *res = NULL;
     int rc;
 
@@ -916,7 +787,7 @@ static int auth_bootstrap_body(struct db *db, void *arg)
     rc = auth_subscribe_free(db, audit.user_id);
     if (rc == 0) {
         audit.details = json_object();
-        rc = auth_audit_write(db, NULL, &audit);
+        rc = worker_audit_write(db, NULL, &audit);
     }
     tx->created = rc == 0;
 
@@ -1000,7 +871,9 @@ static int auth_thread_init(struct pool_worker *worker)
     /* Hashing and token signing need libsodium ready; a second call is a cheap no-op. */
     if (sodium_init() < 0)
         return M360_EINTERNAL;
-    rc = db_prepare(worker->db, auth_stmts, sizeof(auth_stmts) / sizeof(auth_stmts[0]));
+    rc = worker_prepare(worker->db);
+    if (rc == 0)
+        rc = db_prepare(worker->db, auth_stmts, sizeof(auth_stmts) / sizeof(auth_stmts[0]));
     if (rc == 0)
         rc = auth_session_prepare(worker->db);
     if (rc == 0)

@@ -84,13 +84,13 @@ static int auth_profile_reply(struct pool_reply *reply, const PGresult *res)
     json_t *subscription;
 
     if (res == NULL) {
-        auth_reply_unauthorized(reply);
+        worker_reply_unauthorized(reply);
         return 0;
     }
     subscription = row_subscription_json(res, 0, AUTH_COL_SUB_ID);
     if (subscription == NULL)
         return M360_ENOMEM;
-    return auth_reply_json(
+    return worker_reply_json(
         reply, 200,
         json_pack("{s:b, s:{s:s, s:s, s:s?, s:s?, s:s?, s:s, s:b, s:b, s:s, s:s?, s:o}}", "success",
                   1, "user", "id", PQgetvalue(res, 0, AUTH_COL_ID), "email",
@@ -109,14 +109,14 @@ static int auth_profile_reply(struct pool_reply *reply, const PGresult *res)
 int auth_profile_get(struct pool_worker *worker, const struct pool_request *req,
                      struct pool_reply *reply)
 {
-    const char *user_id = auth_ctx_user(req);
+    const char *user_id = worker_ctx_user(req);
     PGresult *res = NULL;
     int rc;
 
-    if (!auth_body_ok(req, NULL, 0, reply))
+    if (!worker_body_ok(req, NULL, 0, reply))
         return 0;
     if (user_id == NULL) {
-        auth_reply_unauthorized(reply);
+        worker_reply_unauthorized(reply);
         return 0;
     }
 
@@ -162,14 +162,14 @@ static int auth_patch_apply(struct db *db, struct auth_patch_tx *tx, json_t *cha
         return rc;
 
     {
-        struct auth_audit audit = {.user_id = tx->user_id,
-                                   .event = "profile_update",
-                                   .resource_type = "user",
-                                   .resource_id = tx->user_id,
-                                   .action = "update",
-                                   .details = json_pack("{s:O}", "fields", changed)};
+        struct worker_audit audit = {.user_id = tx->user_id,
+                                     .event = "profile_update",
+                                     .resource_type = "user",
+                                     .resource_id = tx->user_id,
+                                     .action = "update",
+                                     .details = json_pack("{s:O}", "fields", changed)};
 
-        rc = auth_audit_write(db, tx->req, &audit);
+        rc = worker_audit_write(db, tx->req, &audit);
     }
     return rc;
 }
@@ -201,13 +201,13 @@ static int auth_patch_body(struct db *db, void *arg)
 int auth_profile_patch(struct pool_worker *worker, const struct pool_request *req,
                        struct pool_reply *reply)
 {
-    struct auth_patch_tx tx = {.req = req, .user_id = auth_ctx_user(req)};
+    struct auth_patch_tx tx = {.req = req, .user_id = worker_ctx_user(req)};
     int rc;
 
-    if (!auth_body_ok(req, auth_patch_spec, AUTH_PATCH_FIELDS, reply))
+    if (!worker_body_ok(req, auth_patch_spec, AUTH_PATCH_FIELDS, reply))
         return 0;
     if (tx.user_id == NULL) {
-        auth_reply_unauthorized(reply);
+        worker_reply_unauthorized(reply);
         return 0;
     }
 
@@ -248,19 +248,19 @@ static int auth_password_body(struct db *db, void *arg)
         return rc;
 
     /* Every other login goes; the one that changed the password stays. */
-    rc = auth_sessions_end_user(db, tx->user_id, auth_ctx_session(tx->req), AUTH_END_PASSWORD,
+    rc = auth_sessions_end_user(db, tx->user_id, worker_ctx_session(tx->req), AUTH_END_PASSWORD,
                                 &tx->ended);
     if (rc != 0)
         return rc;
     {
-        struct auth_audit audit = {.user_id = tx->user_id,
-                                   .event = "password_changed",
-                                   .resource_type = "user",
-                                   .resource_id = tx->user_id,
-                                   .action = "update",
-                                   .details = json_pack("{s:i}", "sessionsEnded", tx->ended)};
+        struct worker_audit audit = {.user_id = tx->user_id,
+                                     .event = "password_changed",
+                                     .resource_type = "user",
+                                     .resource_id = tx->user_id,
+                                     .action = "update",
+                                     .details = json_pack("{s:i}", "sessionsEnded", tx->ended)};
 
-        rc = auth_audit_write(db, tx->req, &audit);
+        rc = worker_audit_write(db, tx->req, &audit);
     }
     return rc;
 }
@@ -269,34 +269,34 @@ static int auth_password_body(struct db *db, void *arg)
 static int auth_password_refuse(struct db *db, const struct auth_password_tx *tx,
                                 struct pool_reply *reply)
 {
-    struct auth_audit audit = {.user_id = tx->user_id,
-                               .event = "password_changed",
-                               .resource_type = "user",
-                               .resource_id = tx->user_id,
-                               .action = "update",
-                               .failed = true,
-                               .details = json_pack("{s:s}", "reason", "wrong_current_password")};
-    int rc = auth_audit_write(db, tx->req, &audit);
+    struct worker_audit audit = {.user_id = tx->user_id,
+                                 .event = "password_changed",
+                                 .resource_type = "user",
+                                 .resource_id = tx->user_id,
+                                 .action = "update",
+                                 .failed = true,
+                                 .details = json_pack("{s:s}", "reason", "wrong_current_password")};
+    int rc = worker_audit_write(db, tx->req, &audit);
 
     if (rc == 0)
-        auth_reply_invalid(reply, json_pack("{s:s}", "currentPassword", "is incorrect"));
+        worker_reply_invalid(reply, json_pack("{s:s}", "currentPassword", "is incorrect"));
     return rc;
 }
 
 int auth_profile_password(struct pool_worker *worker, const struct pool_request *req,
                           struct pool_reply *reply)
 {
-    struct auth_password_tx tx = {.req = req, .user_id = auth_ctx_user(req)};
+    struct auth_password_tx tx = {.req = req, .user_id = worker_ctx_user(req)};
     char new_hash[PW_HASH_MAX_BYTES];
     const char *params[1];
     PGresult *res = NULL;
     int rc;
 
-    if (!auth_body_ok(req, auth_password_spec,
-                      sizeof(auth_password_spec) / sizeof(auth_password_spec[0]), reply))
+    if (!worker_body_ok(req, auth_password_spec,
+                        sizeof(auth_password_spec) / sizeof(auth_password_spec[0]), reply))
         return 0;
     if (tx.user_id == NULL) {
-        auth_reply_unauthorized(reply);
+        worker_reply_unauthorized(reply);
         return 0;
     }
 
@@ -305,7 +305,7 @@ int auth_profile_password(struct pool_worker *worker, const struct pool_request 
     if (rc != 0)
         return rc;
     if (PQntuples(res) != 1) {
-        auth_reply_unauthorized(reply);
+        worker_reply_unauthorized(reply);
         goto done;
     }
     tx.old_hash = PQgetvalue(res, 0, 0);
@@ -329,9 +329,9 @@ int auth_profile_password(struct pool_worker *worker, const struct pool_request 
         goto done;
     }
     log_info(AUTH_LOG_MODULE, "event=password_changed req_id=%s user_id=%s sessions_ended=%d",
-             auth_ctx_request_id(req), tx.user_id, tx.ended);
-    rc = auth_reply_json(reply, 200,
-                         json_pack("{s:b, s:s}", "success", 1, "message", "Password changed"));
+             worker_ctx_request_id(req), tx.user_id, tx.ended);
+    rc = worker_reply_json(reply, 200,
+                           json_pack("{s:b, s:s}", "success", 1, "message", "Password changed"));
 
 done:
     PQclear(res);

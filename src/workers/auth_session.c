@@ -112,7 +112,7 @@ const char *auth_device_type(const char *user_agent)
     static const char *const tablets[] = {"ipad", "tablet", NULL};
     static const char *const mobiles[] = {"mobi", "iphone", "ipod", "android", NULL};
     static const char *const desktops[] = {"windows", "macintosh", "x11", "linux", "cros", NULL};
-    char agent[AUTH_USER_AGENT_MAX_BYTES];
+    char agent[WORKER_USER_AGENT_MAX_BYTES];
     size_t n = 0;
 
     if (user_agent == NULL)
@@ -137,12 +137,12 @@ const char *auth_device_type(const char *user_agent)
 int auth_session_open(struct db *db, const struct pool_request *req, const char *user_id,
                       int64_t ttl_s, char sid[TOKEN_ID_BYTES])
 {
-    struct auth_client client;
+    struct worker_client client;
     char ttl[AUTH_INT_BYTES];
     PGresult *res = NULL;
     int rc;
 
-    auth_client_read(req, &client);
+    worker_client_read(req, &client);
     snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_s);
     {
         const char *params[] = {user_id, client.ip, client.user_agent,
@@ -197,16 +197,16 @@ static json_t *auth_session_json(const PGresult *res, int row)
 int auth_sessions_list(struct pool_worker *worker, const struct pool_request *req,
                        struct pool_reply *reply)
 {
-    const char *user_id = auth_ctx_user(req);
-    const char *params[] = {user_id, auth_ctx_session(req)};
+    const char *user_id = worker_ctx_user(req);
+    const char *params[] = {user_id, worker_ctx_session(req)};
     json_t *sessions = NULL;
     PGresult *res = NULL;
     int rc;
 
-    if (!auth_body_ok(req, NULL, 0, reply))
+    if (!worker_body_ok(req, NULL, 0, reply))
         return 0;
     if (user_id == NULL) {
-        auth_reply_unauthorized(reply);
+        worker_reply_unauthorized(reply);
         return 0;
     }
 
@@ -223,7 +223,8 @@ int auth_sessions_list(struct pool_worker *worker, const struct pool_request *re
     PQclear(res);
     if (sessions == NULL)
         return M360_ENOMEM;
-    return auth_reply_json(reply, 200, json_pack("{s:b, s:o}", "success", 1, "sessions", sessions));
+    return worker_reply_json(reply, 200,
+                             json_pack("{s:b, s:o}", "success", 1, "sessions", sessions));
 }
 
 /* ---- sessions.delete and session.end_idle -------------------------------------------- */
@@ -247,14 +248,14 @@ static int auth_session_end_body(struct db *db, void *arg)
         return rc;
 
     {
-        struct auth_audit audit = {.user_id = tx->owner,
-                                   .event = "session_ended",
-                                   .resource_type = "session",
-                                   .resource_id = tx->sid,
-                                   .action = "end",
-                                   .details = json_pack("{s:s}", "reason", tx->reason)};
+        struct worker_audit audit = {.user_id = tx->owner,
+                                     .event = "session_ended",
+                                     .resource_type = "session",
+                                     .resource_id = tx->sid,
+                                     .action = "end",
+                                     .details = json_pack("{s:s}", "reason", tx->reason)};
 
-        rc = auth_audit_write(db, tx->req, &audit);
+        rc = worker_audit_write(db, tx->req, &audit);
     }
     return rc;
 }
@@ -265,11 +266,11 @@ int auth_sessions_delete(struct pool_worker *worker, const struct pool_request *
     struct auth_session_end_tx tx = {.req = req, .reason = AUTH_END_BY_USER};
     int rc;
 
-    if (!auth_body_ok(req, NULL, 0, reply))
+    if (!worker_body_ok(req, NULL, 0, reply))
         return 0;
-    tx.user_id = auth_ctx_user(req);
+    tx.user_id = worker_ctx_user(req);
     if (tx.user_id == NULL) {
-        auth_reply_unauthorized(reply);
+        worker_reply_unauthorized(reply);
         return 0;
     }
 
@@ -284,8 +285,8 @@ int auth_sessions_delete(struct pool_worker *worker, const struct pool_request *
     }
 
     log_info(AUTH_LOG_MODULE, "event=session_ended req_id=%s user_id=%s session_id=%s reason=%s",
-             auth_ctx_request_id(req), tx.owner, tx.sid, tx.reason);
-    return auth_reply_json(reply, 200, json_pack("{s:b}", "success", 1));
+             worker_ctx_request_id(req), tx.owner, tx.sid, tx.reason);
+    return worker_reply_json(reply, 200, json_pack("{s:b}", "success", 1));
 }
 
 static const struct input_field auth_session_id_spec[] = {
@@ -298,8 +299,8 @@ int auth_session_end_idle(struct pool_worker *worker, const struct pool_request 
     struct auth_session_end_tx tx = {.req = req, .reason = AUTH_END_IDLE};
     int rc;
 
-    if (!auth_body_ok(req, auth_session_id_spec,
-                      sizeof(auth_session_id_spec) / sizeof(auth_session_id_spec[0]), reply))
+    if (!worker_body_ok(req, auth_session_id_spec,
+                        sizeof(auth_session_id_spec) / sizeof(auth_session_id_spec[0]), reply))
         return 0;
 
     tx.sid = input_str(req->body, "session_id");
@@ -309,8 +310,8 @@ int auth_session_end_idle(struct pool_worker *worker, const struct pool_request 
     if (tx.owner[0] != '\0')
         log_info(AUTH_LOG_MODULE, "event=session_ended user_id=%s session_id=%s reason=%s",
                  tx.owner, tx.sid, tx.reason);
-    return auth_reply_json(reply, 200,
-                           json_pack("{s:b, s:b}", "success", 1, "ended", tx.owner[0] != '\0'));
+    return worker_reply_json(reply, 200,
+                             json_pack("{s:b, s:b}", "success", 1, "ended", tx.owner[0] != '\0'));
 }
 
 /* ---- session.get --------------------------------------------------------------------- */
@@ -323,8 +324,8 @@ int auth_session_get(struct pool_worker *worker, const struct pool_request *req,
     json_t *body;
     int rc;
 
-    if (!auth_body_ok(req, auth_session_id_spec,
-                      sizeof(auth_session_id_spec) / sizeof(auth_session_id_spec[0]), reply))
+    if (!worker_body_ok(req, auth_session_id_spec,
+                        sizeof(auth_session_id_spec) / sizeof(auth_session_id_spec[0]), reply))
         return 0;
 
     params[0] = input_str(req->body, "session_id");
@@ -340,7 +341,7 @@ int auth_session_get(struct pool_worker *worker, const struct pool_request *req,
                       PQgetvalue(res, 0, 0), "ended", row_bool(res, 0, 1), "lastActivity",
                       (json_int_t)row_int(res, 0, 2), "expiresAt", (json_int_t)row_int(res, 0, 3));
     PQclear(res);
-    return auth_reply_json(reply, 200, body);
+    return worker_reply_json(reply, 200, body);
 }
 
 /* ---- session.touch ------------------------------------------------------------------- */
@@ -385,7 +386,7 @@ static int auth_touch_refuse(struct pool_reply *reply, const char *reason)
 
     if (fields == NULL)
         return M360_ENOMEM;
-    auth_reply_invalid(reply, fields);
+    worker_reply_invalid(reply, fields);
     return 0;
 }
 
@@ -400,8 +401,8 @@ int auth_session_touch(struct pool_worker *worker, const struct pool_request *re
     long long updated = 0;
     int rc = 0;
 
-    if (!auth_body_ok(req, auth_touch_spec, sizeof(auth_touch_spec) / sizeof(auth_touch_spec[0]),
-                      reply))
+    if (!worker_body_ok(req, auth_touch_spec, sizeof(auth_touch_spec) / sizeof(auth_touch_spec[0]),
+                        reply))
         return 0;
     if (n > AUTH_TOUCH_MAX)
         return auth_touch_refuse(reply, "must hold at most 1000 entries");
@@ -428,8 +429,8 @@ int auth_session_touch(struct pool_worker *worker, const struct pool_request *re
     updated = strtoll(PQcmdTuples(res), NULL, 10);
 
 reply:
-    rc = auth_reply_json(reply, 200,
-                         json_pack("{s:b, s:I}", "success", 1, "updated", (json_int_t)updated));
+    rc = worker_reply_json(reply, 200,
+                           json_pack("{s:b, s:I}", "success", 1, "updated", (json_int_t)updated));
 done:
     PQclear(res);
     free(ids);
@@ -447,7 +448,7 @@ int auth_stats(struct pool_worker *worker, const struct pool_request *req, struc
     json_int_t active;
     int rc;
 
-    if (!auth_body_ok(req, NULL, 0, reply))
+    if (!worker_body_ok(req, NULL, 0, reply))
         return 0;
 
     snprintf(idle, sizeof(idle), "%" PRId64, worker->cfg->session_idle_timeout_s);
@@ -456,6 +457,6 @@ int auth_stats(struct pool_worker *worker, const struct pool_request *req, struc
         return rc;
     active = (json_int_t)row_int(res, 0, 0);
     PQclear(res);
-    return auth_reply_json(reply, 200,
-                           json_pack("{s:b, s:I}", "success", 1, "activeSessions", active));
+    return worker_reply_json(reply, 200,
+                             json_pack("{s:b, s:I}", "success", 1, "activeSessions", active));
 }

@@ -13,6 +13,7 @@
 #include "manas360/err.h"
 #include "manas360/input.h"
 #include "row.h"
+#include "worker.h"
 
 /*
  * XXX: only the two reads are built. Trials and plan switches (POST /api/subscriptions and
@@ -63,41 +64,6 @@ static const struct db_stmt billing_stmts[] = {
 };
 /* clang-format on */
 
-/* ---- Helpers ------------------------------------------------------------------------- */
-
-/* ctx.user_id, set by the front end for authenticated routes, when it is a UUID. */
-static const char *billing_ctx_user(const struct pool_request *req)
-{
-    const char *value = json_string_value(json_object_get(req->ctx, "user_id"));
-
-    return input_uuid_valid(value) ? value : NULL;
-}
-
-/* These routes take no body: any member is unknown (400); true when the body is empty. */
-static bool billing_body_empty(const struct pool_request *req, struct pool_reply *reply)
-{
-    json_t *fields = NULL;
-    int rc = input_check(req->body, NULL, 0, &fields);
-
-    if (rc == 0)
-        return true;
-    if (rc == M360_EINVAL)
-        pool_reply_error(reply, 400, "ValidationError", "Validation failed",
-                         json_pack("{s:o}", "fields", fields));
-    else
-        pool_reply_error(reply, 500, "InternalError", "Internal error", NULL);
-    return false;
-}
-
-/* Fills the reply with `status` and `body` (stolen); M360_ENOMEM when body is NULL. */
-static int billing_reply_json(struct pool_reply *reply, int status, json_t *body)
-{
-    if (body == NULL)
-        return M360_ENOMEM;
-    pool_reply_json(reply, status, body);
-    return 0;
-}
-
 /* ---- plans.public -------------------------------------------------------------------- */
 
 /* One catalogue row as the contract's plan object; NULL when memory or the JSON fails. */
@@ -127,7 +93,7 @@ static int billing_plans_public(struct pool_worker *worker, const struct pool_re
     json_t *plans = NULL;
     int rc;
 
-    if (!billing_body_empty(req, reply))
+    if (!worker_body_ok(req, NULL, 0, reply))
         return 0;
 
     rc = db_exec(worker->db, "billing_plans_public", 0, NULL, &res);
@@ -147,7 +113,7 @@ static int billing_plans_public(struct pool_worker *worker, const struct pool_re
             goto done;
         }
     }
-    rc = billing_reply_json(reply, 200, json_pack("{s:b, s:o}", "success", 1, "plans", plans));
+    rc = worker_reply_json(reply, 200, json_pack("{s:b, s:o}", "success", 1, "plans", plans));
     plans = NULL;
 
 done:
@@ -161,13 +127,13 @@ done:
 static int billing_subscription_current(struct pool_worker *worker, const struct pool_request *req,
                                         struct pool_reply *reply)
 {
-    const char *user_id = billing_ctx_user(req);
+    const char *user_id = worker_ctx_user(req);
     const char *params[] = {user_id};
     PGresult *res = NULL;
     json_t *subscription;
     int rc;
 
-    if (!billing_body_empty(req, reply))
+    if (!worker_body_ok(req, NULL, 0, reply))
         return 0;
     if (user_id == NULL) {
         pool_reply_error(reply, 401, "Unauthorized", "Authentication required", NULL);
@@ -185,7 +151,7 @@ static int billing_subscription_current(struct pool_worker *worker, const struct
     }
     subscription = row_subscription_json(res, 0, 0);
     rc = subscription != NULL
-             ? billing_reply_json(
+             ? worker_reply_json(
                    reply, 200, json_pack("{s:b, s:o}", "success", 1, "subscription", subscription))
              : M360_ENOMEM;
 
@@ -203,7 +169,12 @@ static const struct pool_route billing_routes[] = {
 
 static int billing_thread_init(struct pool_worker *worker)
 {
-    return db_prepare(worker->db, billing_stmts, sizeof(billing_stmts) / sizeof(billing_stmts[0]));
+    int rc = worker_prepare(worker->db);
+
+    if (rc == 0)
+        rc =
+            db_prepare(worker->db, billing_stmts, sizeof(billing_stmts) / sizeof(billing_stmts[0]));
+    return rc;
 }
 
 const struct pool_def billing_pool_def = {

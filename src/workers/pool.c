@@ -310,6 +310,7 @@ static void pool_worker_dispatch(struct pool_thread *thread, const char *type, c
     req.ctx = json_object_get(root, "ctx") != NULL ? json_object_get(root, "ctx") : empty;
     req.body = json_object_get(root, "body") != NULL ? json_object_get(root, "body") : empty;
     req.params = json_object_get(root, "params") != NULL ? json_object_get(root, "params") : empty;
+    req.query = json_object_get(root, "query") != NULL ? json_object_get(root, "query") : empty;
     req.now = pool_now_ms() / 1000;
     deadline = json_integer_value(json_object_get(root, "deadline_ms"));
 

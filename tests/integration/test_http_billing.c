@@ -77,17 +77,6 @@ static void get(const char *path, const char *token, struct tsupport_response *r
     tsupport_json(server.port, "GET", path, token, NULL, res);
 }
 
-/* Runs one statement with text parameters directly in the test's database. */
-static void db_run(const char *sql, int nparams, const char *const *params)
-{
-    PGconn *conn = tsupport_connect(server.db.url);
-    PGresult *res = tsupport_query(conn, sql, nparams, params);
-
-    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s: %s", sql, PQresultErrorMessage(res));
-    PQclear(res);
-    PQfinish(conn);
-}
-
 /* `value` is a JSON integer (not a real, not a string) equal to `want`. */
 static void expect_int(const json_t *plan, const char *key, long long want)
 {
@@ -224,7 +213,8 @@ Test(http_billing, public_features_hide_inactive_plans)
     static const struct plan_expect *const want[] = {&seed_free, &seed_enterprise};
     static const char *const pro[] = {"Pro"};
 
-    db_run("UPDATE subscription_plans SET is_active = false WHERE name = $1", 1, pro);
+    tsupport_db_run(server.db.url,
+                    "UPDATE subscription_plans SET is_active = false WHERE name = $1", 1, pro);
     expect_catalogue(want, 2);
     billing_stop();
 }
@@ -239,15 +229,17 @@ Test(http_billing, public_features_are_ordered_by_tier)
     static const struct plan_expect *const want[] = {&seed_free, &starter, &seed_pro, &team,
                                                      &seed_enterprise};
 
-    db_run("INSERT INTO subscription_plans (name, description, tier, price_monthly_paise,"
-           " billing_period_days, max_api_requests_per_month, trial_period_days)"
-           " VALUES ('Team', 'For teams', 50, 299900, 90, 50000, 0),"
-           "        ('Starter', 'A small start', 5, 19900, 30, 5000, 7)",
-           0, NULL);
-    db_run("INSERT INTO plan_features (plan_id, feature_id)"
-           " SELECT p.id, f.id FROM subscription_plans p, features f"
-           "  WHERE p.name = 'Team' AND f.name IN ('data_export', 'api_access')",
-           0, NULL);
+    tsupport_db_run(server.db.url,
+                    "INSERT INTO subscription_plans (name, description, tier, price_monthly_paise,"
+                    " billing_period_days, max_api_requests_per_month, trial_period_days)"
+                    " VALUES ('Team', 'For teams', 50, 299900, 90, 50000, 0),"
+                    "        ('Starter', 'A small start', 5, 19900, 30, 5000, 7)",
+                    0, NULL);
+    tsupport_db_run(server.db.url,
+                    "INSERT INTO plan_features (plan_id, feature_id)"
+                    " SELECT p.id, f.id FROM subscription_plans p, features f"
+                    "  WHERE p.name = 'Team' AND f.name IN ('data_export', 'api_access')",
+                    0, NULL);
     expect_catalogue(want, sizeof(want) / sizeof(want[0]));
     billing_stop();
 }
@@ -307,15 +299,17 @@ Test(http_billing, current_subscription_past_its_end_is_expired)
 
     /* A Pro subscription that ended ten days ago, still 'active' in its row: no sweep has
      * run, and the answer must not wait for one. */
-    db_run("UPDATE user_subscriptions SET status = 'cancelled', cancelled_at = now()"
-           " WHERE user_id = $1",
-           1, params);
-    db_run("INSERT INTO user_subscriptions (user_id, plan_id, status, is_trial, starts_at,"
-           " ends_at, auto_renew)"
-           " SELECT $1, id, 'active', false, now() - interval '40 days',"
-           "        now() - interval '10 days', false"
-           "   FROM subscription_plans WHERE name = 'Pro'",
-           1, params);
+    tsupport_db_run(server.db.url,
+                    "UPDATE user_subscriptions SET status = 'cancelled', cancelled_at = now()"
+                    " WHERE user_id = $1",
+                    1, params);
+    tsupport_db_run(server.db.url,
+                    "INSERT INTO user_subscriptions (user_id, plan_id, status, is_trial, starts_at,"
+                    " ends_at, auto_renew)"
+                    " SELECT $1, id, 'active', false, now() - interval '40 days',"
+                    "        now() - interval '10 days', false"
+                    "   FROM subscription_plans WHERE name = 'Pro'",
+                    1, params);
     {
         PGconn *conn = tsupport_connect(server.db.url);
         PGresult *row = tsupport_query(
@@ -351,7 +345,7 @@ Test(http_billing, current_subscription_is_null_without_one)
 
     tsupport_user_new(server.port, "never@example.com", PASSWORD, &user);
     params[0] = user.id;
-    db_run("DELETE FROM user_subscriptions WHERE user_id = $1", 1, params);
+    tsupport_db_run(server.db.url, "DELETE FROM user_subscriptions WHERE user_id = $1", 1, params);
 
     subscription = current_subscription(user.access);
     cr_expect(json_is_null(subscription));

@@ -75,6 +75,28 @@ long tsupport_scalar(PGconn *conn, const char *sql, int nparams, const char *con
     return value;
 }
 
+void tsupport_db_run(const char *url, const char *sql, int nparams, const char *const *params)
+{
+    PGconn *conn = tsupport_connect(url);
+    PGresult *res = tsupport_query(conn, sql, nparams, params);
+    ExecStatusType status = PQresultStatus(res);
+
+    cr_assert(status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK, "%s: %s", sql,
+              PQresultErrorMessage(res));
+    PQclear(res);
+    PQfinish(conn);
+}
+
+void tsupport_user_role(const char *url, const char *email, const char *role)
+{
+    const char *params[] = {email, role};
+
+    tsupport_db_run(url,
+                    "UPDATE user_accounts SET role_id = (SELECT id FROM roles WHERE name = $2)"
+                    " WHERE email = lower($1)",
+                    2, params);
+}
+
 static void tsupport_db_create(struct tsupport_db *db, const char *template_name)
 {
     static int counter;

@@ -47,6 +47,12 @@ const char *tsupport_sqlstate(PGconn *conn, const char *sql, int nparams, const 
 /* Runs `sql` and returns the first column of the first row as a long (aborts on error). */
 long tsupport_scalar(PGconn *conn, const char *sql, int nparams, const char *const *params);
 
+/* Runs one statement on a fresh connection to `url`; aborts the test when it fails. */
+void tsupport_db_run(const char *url, const char *sql, int nparams, const char *const *params);
+
+/* Gives the account of `email` the role named `role`, directly in the database. */
+void tsupport_user_role(const char *url, const char *email, const char *role);
+
 /* The source tree's migrations folder. */
 const char *tsupport_migrations_dir(void);
 

@@ -19,6 +19,7 @@ enum m360_err {
     M360_EIO = -8,          /* a file or socket operation failed: 500 */
     M360_ECHANGED = -9,     /* an applied migration's file was edited since */
     M360_EINTERNAL = -10,   /* a broken invariant: 500 InternalError */
+    M360_ELIMIT = -11,      /* a monthly quota is used up: 429 RateLimitExceeded */
 };
 
 /* A short stable name for logs ("einval"); never NULL. Thread-safe. */

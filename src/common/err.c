@@ -23,6 +23,7 @@ static const struct err_row err_rows[] = {
     {M360_EIO, "eio", 500, "InternalError"},
     {M360_ECHANGED, "echanged", 500, "InternalError"},
     {M360_EINTERNAL, "einternal", 500, "InternalError"},
+    {M360_ELIMIT, "elimit", 429, "RateLimitExceeded"},
 };
 
 static const struct err_row *err_row_find(int code)

@@ -25,6 +25,7 @@
 #define HTTP_REQUEST_TIMEOUT_MS "30000"
 #define HTTP_KEEP_ALIVE_TIMEOUT_MS "15000"
 #define HTTP_ACTIVITY_FLUSH_MS 5000
+#define HTTP_HOUSEKEEPING_TICK_MS 100
 #define HTTP_ACTIVITY_BATCH 1000
 #define HTTP_DRAIN_MS 10000     /* how long shutdown waits for requests in flight */
 #define HTTP_WATCH_WAIT_MS 5000 /* how long start waits for the LISTEN connection */
@@ -136,18 +137,18 @@ void http_send_raw(struct http_exchange *ex, int status, const char *head, const
 
 void http_send(struct http_exchange *ex, int status, const char *extra_headers, const char *body)
 {
-    char head[HTTP_HEAD_MAX_BYTES + POOL_HEADERS_MAX_BYTES];
+    char head[HTTP_HEAD_MAX_BYTES + POOL_HEADERS_MAX_BYTES + sizeof(ex->guard_headers)];
     int len = snprintf(head, sizeof(head),
                        "HTTP/1.1 %d %s\r\n"
                        "Content-Type: application/json; charset=utf-8\r\n"
                        "Content-Length: %zu\r\n"
                        "X-Request-Id: %s\r\n"
-                       "%s%s%s\r\n",
+                       "%s%s%s%s\r\n",
                        status, http_reason(status), strlen(body), ex->request_id,
                        (ex->match.route != NULL && (ex->match.route->flags & ROUTE_NO_STORE))
                            ? "Cache-Control: no-store\r\n"
                            : "",
-                       ex->close ? "Connection: close\r\n" : "", extra_headers);
+                       ex->close ? "Connection: close\r\n" : "", ex->guard_headers, extra_headers);
 
     if (len < 0 || (size_t)len >= sizeof(head)) {
         static const char fallback[] =
@@ -167,8 +168,19 @@ void http_send(struct http_exchange *ex, int status, const char *extra_headers, 
 void http_send_error(struct http_exchange *ex, int status, const char *error, const char *message,
                      const char *extra_headers)
 {
+    http_send_error_with(ex, status, error, message, NULL, extra_headers);
+}
+
+void http_send_error_with(struct http_exchange *ex, int status, const char *error,
+                          const char *message, json_t *extra, const char *extra_headers)
+{
     json_t *body = json_pack("{s:b, s:s, s:s}", "success", 0, "error", error, "message", message);
-    char *text = json_dumps(body, JSON_COMPACT);
+    char *text;
+
+    if (body != NULL && extra != NULL)
+        json_object_update(body, extra);
+    json_decref(extra);
+    text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
 
     http_send(ex, status, extra_headers, text != NULL ? text : "{\"success\":false}");
     free(text);
@@ -297,7 +309,8 @@ static void http_serve(struct http_exchange *ex)
         return;
     }
 
-    if (ex->match.route->guard == ROUTE_AUTHENTICATED && http_authenticate(ex) != 0)
+    if (ex->match.route->guard == ROUTE_AUTHENTICATED &&
+        (http_authenticate(ex) != 0 || http_guard(ex) != 0))
         return;
     if (ex->match.route->target == ROUTE_LOCAL) {
         http_serve_local(ex);
@@ -329,6 +342,7 @@ static int http_handle(struct mg_connection *conn, void *data)
     } else {
         http_serve(&ex);
     }
+    http_guard_finish(&ex);
     http_access_log(&ex);
     free(ex.body);
     atomic_fetch_sub(&ex.server->in_flight, 1);
@@ -408,44 +422,73 @@ static void http_activity_flush(struct http_server *server, struct pool_client *
 
     while ((n = session_cache_take_activity(server->sessions, batch, HTTP_ACTIVITY_BATCH)) > 0) {
         json_t *rows = json_array();
-        json_t *payload;
-        char *text;
-        char *headers = NULL;
-        char *body = NULL;
-        int status = 0;
+        json_t *body;
 
         for (int i = 0; i < n; i++)
             json_array_append_new(
                 rows, json_pack("[s, I]", batch[i].session_id, (json_int_t)batch[i].at));
-        payload = json_pack("{s:{}, s:{s:o}, s:{}}", "ctx", "body", "sessions", rows, "params");
-        text = json_dumps(payload, JSON_COMPACT);
-        if (text == NULL ||
-            pool_client_call(client, "session.touch", text, strlen(text),
-                             (int)server->cfg->pool_timeout_s * 1000, &status, &headers,
-                             &body) != 0 ||
-            status != 200)
+        body = json_pack("{s:o}", "sessions", rows);
+        if (body == NULL || http_internal_call(client, (int)server->cfg->pool_timeout_s * 1000,
+                                               "session.touch", body, NULL) != 0)
             log_warn(HTTP_LOG_MODULE, "event=activity_flush_failed sessions=%d", n);
-        free(text);
-        free(headers);
-        free(body);
-        json_decref(payload);
+        json_decref(body);
     }
 }
 
-static void *http_activity_main(void *arg)
+/* Sends queued audit events to the audit pool; a batch that fails waits for the next turn. */
+static void http_audit_flush(struct http_server *server, struct pool_client *client)
+{
+    json_t *events;
+
+    while ((events = audit_queue_take(server->audit)) != NULL) {
+        json_t *body = json_pack("{s:O}", "events", events);
+        int rc = body != NULL ? http_internal_call(client, (int)server->cfg->pool_timeout_s * 1000,
+                                                   "audit.append", body, NULL)
+                              : M360_ENOMEM;
+
+        json_decref(body);
+        if (rc != 0) {
+            log_warn(HTTP_LOG_MODULE, "event=audit_flush_failed events=%zu code=%s",
+                     json_array_size(events), err_str(rc));
+            audit_queue_requeue(server->audit, events);
+            return;
+        }
+        json_decref(events);
+    }
+}
+
+/*
+ * The front end's housekeeping: audit batches every tick, quota settlements and session
+ * activity less often, and everything once more on the way out, after the last request.
+ */
+static void *http_housekeeping_main(void *arg)
 {
     struct http_server *server = arg;
-    struct pool_client *client = pool_client_new(server->zmq_ctx, server->endpoints[HTTP_POOL_AUTH],
-                                                 &server->stats[HTTP_POOL_AUTH]);
+    struct pool_client *clients[HTTP_POOLS] = {NULL};
+    struct http_quota_link link = {NULL, (int)server->cfg->pool_timeout_s * 1000};
+    struct quota_backend backend;
+    bool last = false;
+    int64_t ticks = 0;
 
-    while (!atomic_load(&server->stopping)) {
-        for (int waited = 0; waited < HTTP_ACTIVITY_FLUSH_MS && !atomic_load(&server->stopping);
-             waited += 100)
-            poll_sleep_ms(100);
-        if (client != NULL)
-            http_activity_flush(server, client);
+    for (int i = 0; i < HTTP_POOLS; i++)
+        clients[i] = pool_client_new(server->zmq_ctx, server->endpoints[i], &server->stats[i]);
+    link.client = clients[HTTP_POOL_BILLING];
+    http_quota_backend(&link, &backend);
+
+    while (!last) {
+        poll_sleep_ms(HTTP_HOUSEKEEPING_TICK_MS);
+        last = atomic_load(&server->stopping);
+        ticks++;
+        if (last || ticks % (QUOTA_SETTLE_INTERVAL_MS / HTTP_HOUSEKEEPING_TICK_MS) == 0)
+            quota_settle(server->quota, &backend, (int64_t)time(NULL), last);
+        if ((last || ticks % (HTTP_ACTIVITY_FLUSH_MS / HTTP_HOUSEKEEPING_TICK_MS) == 0) &&
+            clients[HTTP_POOL_AUTH] != NULL)
+            http_activity_flush(server, clients[HTTP_POOL_AUTH]);
+        http_audit_flush(server, clients[HTTP_POOL_AUDIT]);
     }
-    pool_client_destroy(&client);
+
+    for (int i = 0; i < HTTP_POOLS; i++)
+        pool_client_destroy(&clients[i]);
     return NULL;
 }
 
@@ -463,6 +506,8 @@ static void http_account_changed(void *arg, const char *payload)
 
     /* Sessions hold whether their account is active: a changed account's are loaded again. */
     user_cache_drop(server->users, payload);
+    authz_drop(server->authz, payload);
+    quota_forget(server->quota, payload);
     if (strcmp(payload, "*") != 0)
         session_cache_forget_user(server->sessions, payload);
 }
@@ -474,6 +519,8 @@ static void http_caches_flush(void *arg)
 
     session_cache_flush(server->sessions);
     user_cache_drop(server->users, "*");
+    authz_drop(server->authz, "*");
+    quota_forget(server->quota, "*");
 }
 
 static struct watch *http_watch_start(struct http_server *server)
@@ -538,15 +585,19 @@ struct http_server *http_server_new(const struct cfg *cfg, void *zmq_ctx)
 
     server->sessions = session_cache_new();
     server->users = user_cache_new();
-    if (server->sessions == NULL || server->users == NULL)
+    server->authz = authz_cache_new();
+    server->quota = quota_new();
+    server->audit = audit_queue_new();
+    if (server->sessions == NULL || server->users == NULL || server->authz == NULL ||
+        server->quota == NULL || server->audit == NULL)
         goto fail;
     server->watch = http_watch_start(server);
     if (server->watch != NULL)
         http_watch_wait(server->watch);
     if (server->watch == NULL ||
-        pthread_create(&server->activity_thread, NULL, http_activity_main, server) != 0)
+        pthread_create(&server->housekeeping_thread, NULL, http_housekeeping_main, server) != 0)
         goto fail;
-    server->activity_started = true;
+    server->housekeeping_started = true;
 
     snprintf(port, sizeof(port), "%d", cfg->port);
     snprintf(threads, sizeof(threads), "%d", cfg->http_threads);
@@ -591,11 +642,14 @@ void http_server_destroy(struct http_server **server_ptr)
     if (server->library_ready)
         mg_exit_library();
     atomic_store(&server->stopping, true);
-    if (server->activity_started)
-        pthread_join(server->activity_thread, NULL);
+    if (server->housekeeping_started)
+        pthread_join(server->housekeeping_thread, NULL);
     watch_destroy(&server->watch);
     session_cache_destroy(&server->sessions);
     user_cache_destroy(&server->users);
+    authz_cache_destroy(&server->authz);
+    quota_destroy(&server->quota);
+    audit_queue_destroy(&server->audit);
     free(server);
     *server_ptr = NULL;
 }

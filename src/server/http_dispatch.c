@@ -36,11 +36,7 @@ static int64_t http_unix_now(void)
     return (int64_t)time(NULL);
 }
 
-/*
- * A JSON string of at most `max` bytes of `text` (cut at a character boundary); bytes that
- * are not UTF-8 become '?', since clients send headers and paths in any encoding.
- */
-static json_t *http_json_text(const char *text, size_t len, size_t max)
+json_t *http_json_text(const char *text, size_t len, size_t max)
 {
     char copy[HTTP_CTX_TEXT_MAX + 1];
     size_t available = len;
@@ -182,6 +178,47 @@ int http_pool_call(struct http_exchange *ex, enum http_pool pool, const char *me
     json_decref(ctx);
     json_decref(params);
     json_decref(query);
+    return rc;
+}
+
+int http_internal_call(struct pool_client *client, int timeout_ms, const char *type,
+                       const json_t *body, json_t **reply)
+{
+    struct timespec now;
+    json_t *payload;
+    char *text = NULL;
+    char *headers = NULL;
+    char *answer = NULL;
+    int status = 0;
+    int rc = M360_ENOMEM;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    payload = json_pack("{s:{}, s:O, s:{}, s:{}, s:I}", "ctx", "body", body, "params", "query",
+                        "deadline_ms",
+                        (json_int_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + timeout_ms);
+    if (payload != NULL)
+        text = json_dumps(payload, JSON_COMPACT);
+    if (text == NULL)
+        goto done;
+
+    rc = client != NULL ? pool_client_call(client, type, text, strlen(text), timeout_ms, &status,
+                                           &headers, &answer)
+                        : M360_EUNAVAILABLE;
+    if (rc == 0 && status != 200) {
+        log_warn(HTTP_DISPATCH_LOG_MODULE, "event=internal_call_refused type=%s status=%d", type,
+                 status);
+        rc = status == 503 ? M360_EUNAVAILABLE : M360_EINTERNAL;
+    }
+    if (rc == 0 && reply != NULL) {
+        *reply = json_loads(answer, 0, NULL);
+        rc = *reply != NULL ? 0 : M360_EINTERNAL;
+    }
+
+done:
+    free(text);
+    free(headers);
+    free(answer);
+    json_decref(payload);
     return rc;
 }
 

@@ -10,8 +10,11 @@
 
 #include <pthread.h>
 
+#include "manas360/audit_queue.h"
+#include "manas360/authz.h"
 #include "manas360/http.h"
 #include "manas360/pool.h"
+#include "manas360/quota.h"
 #include "manas360/route.h"
 #include "manas360/session.h"
 #include "manas360/token.h"
@@ -36,9 +39,12 @@ struct http_server {
     struct pool_stats stats[HTTP_POOLS]; /* shared by every thread's clients (atomics) */
     struct session_cache *sessions;
     struct user_cache *users;
-    struct watch *watch; /* LISTENs for ended sessions and changed accounts */
-    pthread_t activity_thread;
-    bool activity_started;
+    struct authz_cache *authz;
+    struct quota *quota;
+    struct audit_queue *audit;     /* access denials, sent to the audit pool in batches */
+    struct watch *watch;           /* LISTENs for ended sessions and changed accounts */
+    pthread_t housekeeping_thread; /* activity, quota settlements and audit batches */
+    bool housekeeping_started;
     bool library_ready;
     atomic_bool stopping; /* the housekeeping threads end */
     atomic_bool draining; /* new requests get 503 while in-flight ones finish */
@@ -62,8 +68,12 @@ struct http_exchange {
     size_t body_len;
     bool authenticated;
     struct token_claims claims;
-    bool close; /* the connection cannot be reused after this answer */
-    int status; /* the status sent, for the access log */
+    struct authz_decision decision; /* steps 2 to 4, when the route needed them */
+    struct quota_state quota;       /* after the unit this request took, on metered routes */
+    bool quota_taken;               /* given back when the answer is not a success */
+    char guard_headers[160];        /* X-RateLimit-* lines every answer of a metered route has */
+    bool close;                     /* the connection cannot be reused after this answer */
+    int status;                     /* the status sent, for the access log */
     int64_t started_us;
 };
 
@@ -81,6 +91,45 @@ void http_send_raw(struct http_exchange *ex, int status, const char *head, const
 /* Sends the contract's error body. */
 void http_send_error(struct http_exchange *ex, int status, const char *error, const char *message,
                      const char *extra_headers);
+
+/* Sends the contract's error body with the members of `extra` (stolen, may be NULL). */
+void http_send_error_with(struct http_exchange *ex, int status, const char *error,
+                          const char *message, json_t *extra, const char *extra_headers);
+
+/*
+ * A JSON string of at most `max` bytes of `text` (cut at a character boundary); bytes that
+ * are not UTF-8 become '?', since clients send headers and paths in any encoding.
+ */
+json_t *http_json_text(const char *text, size_t len, size_t max);
+
+/*
+ * Sends an internal message (no caller context) to a pool through `client` and, when
+ * `reply` is not NULL, parses the 200 answer into it. Returns 0, M360_EUNAVAILABLE,
+ * M360_ETIMEDOUT, or M360_EINTERNAL when the pool answered with another status.
+ */
+int http_internal_call(struct pool_client *client, int timeout_ms, const char *type,
+                       const json_t *body, json_t **reply);
+
+/*
+ * The access decision's steps 2 to 5 for the route's guard: permission, subscription,
+ * features, quota. Sends the denial (or a 503) itself, audits it, and returns non-zero when
+ * the request stops here.
+ */
+int http_guard(struct http_exchange *ex);
+
+/* Gives back the quota unit of a request whose answer was not a success. */
+void http_guard_finish(struct http_exchange *ex);
+
+/* GET /api/api/status and the premium dashboard, from what the guard established. */
+void http_serve_quota_status(struct http_exchange *ex);
+void http_serve_dashboard(struct http_exchange *ex);
+
+/* A quota backend over `client`, for the housekeeping thread's settlements. */
+struct http_quota_link {
+    struct pool_client *client;
+    int timeout_ms;
+};
+void http_quota_backend(struct http_quota_link *link, struct quota_backend *out);
 
 /*
  * The access decision's first step: a valid access token of an open session. Sends the 401

@@ -103,7 +103,11 @@ void http_serve_local(struct http_exchange *ex)
         http_metrics(ex);
         return;
     case ROUTE_LOCAL_QUOTA_STATUS:
+        http_serve_quota_status(ex);
+        return;
     case ROUTE_LOCAL_PREMIUM_DASHBOARD:
+        http_serve_dashboard(ex);
+        return;
     case ROUTE_LOCAL_NONE:
         break;
     }

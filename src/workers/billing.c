@@ -12,6 +12,7 @@
 #include "manas360/db.h"
 #include "manas360/err.h"
 #include "manas360/input.h"
+#include "billing_quota.h"
 #include "row.h"
 #include "worker.h"
 
@@ -163,6 +164,10 @@ done:
 /* ---- The pool ------------------------------------------------------------------------ */
 
 static const struct pool_route billing_routes[] = {
+    {"authz.load", billing_authz_load},
+    {"authz.plans", billing_authz_plans},
+    {"quota.lease", billing_quota_lease},
+    {"quota.settle", billing_quota_settle},
     {"plans.public", billing_plans_public},
     {"subscriptions.current", billing_subscription_current},
 };
@@ -174,6 +179,8 @@ static int billing_thread_init(struct pool_worker *worker)
     if (rc == 0)
         rc =
             db_prepare(worker->db, billing_stmts, sizeof(billing_stmts) / sizeof(billing_stmts[0]));
+    if (rc == 0)
+        rc = billing_quota_prepare(worker->db);
     return rc;
 }
 

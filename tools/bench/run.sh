@@ -49,7 +49,7 @@ for value in "$duration" "$connections" "$threads"; do
 done
 [ "$connections" -le 1000 ] || die "--connections must be at most 1000 (HTTP_THREADS limit)"
 [ "$connections" -ge "$threads" ] || die "--connections must be at least --threads"
-for tool in wrk cmake cc curl python3 pkg-config; do
+for tool in wrk cmake cc curl python3 pkg-config psql; do
     command -v "$tool" >/dev/null || die "$tool is not installed"
 done
 
@@ -312,13 +312,13 @@ ratio() {
 row_measured() {
     local name=$1
 
-    rows+=("$(printf '%-24s %10.1f %7s %9.2f %7s %8d %8d' "$name" "$rps" \
+    rows+=("$(printf '%-36s %10.1f %7s %9.2f %7s %8d %8d' "$name" "$rps" \
         "$(ratio "$rps" "$bare_rps")" "$p99_ms" "$(ratio "$p99_ms" "$bare_p99")" \
         "$non2xx" "$sockerr")")
 }
 
 row_missing() {
-    rows+=("$(printf '%-24s %s' "$1" "$2")")
+    rows+=("$(printf '%-36s %s' "$1" "$2")")
 }
 
 # Why an auth scenario cannot run: the route is missing (404) or a prerequisite failed.
@@ -380,6 +380,32 @@ else
     row_missing "$name" "$(missing_reason "$status" "$detail")"
 fi
 
+# The metered route needs a Pro subscription whose quota outlasts the run: the bench user is
+# moved to Pro in the database and Pro's monthly quota raised far above what wrk can send.
+subscribed=no
+if [ -n "$access_token" ]; then
+    quiet "$logs/psql.log" psql -q -v ON_ERROR_STOP=1 \
+    "$(tools/pg.sh url "$work" manas360)" -c "
+        UPDATE subscription_plans SET max_api_requests_per_month = 1000000000000
+         WHERE name = 'Pro';
+        UPDATE user_subscriptions SET plan_id = (SELECT id FROM subscription_plans
+                                                  WHERE name = 'Pro')
+         WHERE status = 'active'
+           AND user_id = (SELECT id FROM user_accounts WHERE email = '$BENCH_EMAIL');"
+    subscribed=yes
+fi
+for route in /api/features/premium-dashboard /api/api/status; do
+    name="GET $route"
+    status=$(http_status GET "$server_url$route" -H "Authorization: Bearer $access_token")
+    if [ "$subscribed" = yes ] && [ "$status" = 200 ]; then
+        run_wrk "$name" "$server_url$route" "$logs/profile.lua" \
+            BENCH_ACCESS_TOKEN="$access_token"
+        row_measured "$name"
+    else
+        row_missing "$name" "$(missing_reason "$status" "answered $status; $login_detail")"
+    fi
+done
+
 name="POST /api/auth/refresh"
 if [ -n "$probe_refresh" ]; then
     status=$(http_status POST "$server_url/api/auth/refresh" "${json[@]}" \
@@ -430,7 +456,7 @@ fi
 echo
 echo "wrk -t$threads -c$connections -d${duration}s on 127.0.0.1, $(nproc) cores;" \
     "manas360d HTTP_THREADS=$connections, bare_server $connections threads"
-printf '%-24s %10s %7s %9s %7s %8s %8s\n' scenario "req/s" "x bare" "p99 ms" "x bare" \
+printf '%-36s %10s %7s %9s %7s %8s %8s\n' scenario "req/s" "x bare" "p99 ms" "x bare" \
     non-2xx "sock err"
 printf '%s\n' "${rows[@]}"
 echo

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The civetweb front end. One request runs: route (404/405), body (413), access decision
- * (401), body checks (415/400), then a local answer or a pool call with a deadline (503).
+ * (401, then 403/402/403/429 in http_guard.c), body checks (415/400), then a local answer
+ * or a pool call with a deadline (503).
  */
 #include "manas360/http.h"
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The billing pool: the public plan catalogue and the caller's current subscription. Plans,
- * features and subscriptions are read here; the auth pool writes the Free row at register.
+ * The billing pool: the public plan catalogue and the caller's current subscription. The
+ * front end's authorization facts and quota leases are in billing_quota.c.
  */
 #include "manas360/billing.h"
 
@@ -17,10 +17,9 @@
 #include "worker.h"
 
 /*
- * XXX: only the two reads are built. Trials and plan switches (POST /api/subscriptions and
- * its cancel), payments and the webhook, quota leases for metered routes and the sweeps that
- * expire ended subscriptions are not; until the sweeps exist, the view's CASE is what turns
- * an active row past ends_at into 'expired'.
+ * XXX: the sweeps that expire ended subscriptions are not built; until they are, the view's
+ * CASE (and the front end's clock check) is what turns an active row past ends_at into
+ * 'expired'.
  */
 
 /* The catalogue's columns, in the order of billing_plans_public. */

@@ -29,7 +29,9 @@ struct quota_entry {
     int64_t seen_at;    /* when the row was last read; 0: never */
     int64_t refused_at; /* the second the database last granted nothing; 0: never */
     int64_t last_taken;
-    bool busy;          /* a lease or a return for this user is under way: wait */
+    bool busy;          /* a block is being replaced or returned: nobody takes, wait */
+    bool leasing;       /* a lease call is out; takers go on while units are held */
+    int64_t block;      /* the last grant, for leasing the next block ahead of need */
     bool returning;     /* its block is going back; the entry is dropped after */
     bool stale;         /* the limit may have changed: return the block first */
     unsigned forgotten; /* counts announcements, so one during a lease is not lost */
@@ -159,20 +161,21 @@ static int64_t quota_block(const struct quota_entry *entry, int64_t limit)
 }
 
 /*
- * Settles the entry's served units with the database and leases `wanted` more for `period`;
- * a block of a past month, or one leased under a limit that may have changed, goes back
- * first. The stripe is locked on entry and on return; it is released for the calls, with
- * the entry busy.
+ * Settles the entry's served units with the database and leases `wanted` more for `period`.
+ * A block of a past month, or one leased under a limit that may have changed, goes back
+ * first, and then nobody takes until the call is done; otherwise takers go on serving what
+ * is held meanwhile. The stripe is locked on entry and on return, and released for the
+ * calls.
  */
 static int quota_entry_lease(struct quota_stripe *stripe, struct quota_entry *entry,
                              const struct quota_backend *backend, const char *period,
                              int64_t wanted, int64_t limit, int64_t now)
 {
     bool same_month = strcmp(entry->period, period) == 0;
-    bool returning = entry->stale || !same_month;
+    bool replacing = entry->stale || !same_month;
     unsigned forgotten = entry->forgotten;
     struct quota_lease_call settle = {.consumed = entry->consumed,
-                                      .returned = returning ? entry->held : 0};
+                                      .returned = replacing ? entry->held : 0};
     struct quota_lease_call call = {.wanted = wanted, .limit = limit};
     struct quota_lease_result result = {0};
     int rc = 0;
@@ -185,7 +188,8 @@ static int quota_entry_lease(struct quota_stripe *stripe, struct quota_entry *en
         call.consumed = settle.consumed;
         call.returned = settle.returned;
     }
-    entry->busy = true;
+    entry->leasing = true;
+    entry->busy = replacing;
     pthread_mutex_unlock(&stripe->lock);
 
     /* A block of a past month is settled on that month's row. */
@@ -195,20 +199,32 @@ static int quota_entry_lease(struct quota_stripe *stripe, struct quota_entry *en
         rc = backend->lease(backend->arg, &call, &result);
 
     pthread_mutex_lock(&stripe->lock);
+    entry->leasing = false;
     entry->busy = false;
     pthread_cond_broadcast(&stripe->settled);
     if (rc != 0)
         return rc;
+
+    /* Units served while the call was out stay counted as consumed, inside `leased`. */
     memcpy(entry->period, period, QUOTA_PERIOD_BYTES);
-    entry->consumed = 0;
-    entry->held = (returning ? 0 : entry->held) + result.granted;
+    entry->consumed = replacing ? 0 : entry->consumed - settle.consumed;
+    entry->held = (replacing ? 0 : entry->held) + result.granted;
     entry->used = result.used;
     entry->leased = result.leased;
+    entry->block = result.granted;
     entry->seen_at = now;
     entry->refused_at = wanted > 0 && result.granted == 0 ? now : 0;
     /* A change announced while the call was out applies to the next lease too. */
     entry->stale = entry->forgotten != forgotten;
     return 0;
+}
+
+/* True when the entry's block runs low and the next one should be leased now, ahead of
+ * need, so that the requests of a busy user never wait for the database. */
+static bool quota_entry_low(const struct quota_entry *entry)
+{
+    return !entry->leasing && entry->block >= QUOTA_BLOCK_DIVISOR &&
+           entry->held <= entry->block / QUOTA_BLOCK_DIVISOR;
 }
 
 int quota_take(struct quota *quota, const struct quota_backend *backend, const char *user_id,
@@ -229,19 +245,23 @@ int quota_take(struct quota *quota, const struct quota_backend *backend, const c
             rc = M360_ENOMEM;
             break;
         }
-        if (entry->busy) {
+        current = strcmp(entry->period, period) == 0 && !entry->stale;
+        if (entry->busy || (entry->leasing && !(current && entry->held > 0))) {
             rc = quota_wait(stripe);
             if (rc != 0)
                 break;
             continue;
         }
 
-        current = strcmp(entry->period, period) == 0 && !entry->stale;
         if (current && entry->held > 0) {
             entry->held--;
             entry->consumed++;
             entry->last_taken = now;
             quota_state_fill(entry, limit, reset_at, out);
+            /* This request has its unit already: a failed lease ahead only costs time. */
+            if (quota_entry_low(entry))
+                quota_entry_lease(stripe, entry, backend, period, quota_block(entry, limit), limit,
+                                  now);
             break;
         }
         /* Refused this second already: other processes rarely give units back sooner. */
@@ -269,8 +289,10 @@ void quota_refund(struct quota *quota, const char *user_id, int64_t now)
     quota_period(now, period, &reset_at);
     pthread_mutex_lock(&stripe->lock);
     for (struct quota_entry *entry = stripe->entries; entry != NULL; entry = entry->next) {
+        /* XXX: a refund while a lease call is out is dropped, since that call may already
+         * be settling the unit: the user is under-served by one. */
         if (strcmp(entry->user_id, user_id) == 0 && strcmp(entry->period, period) == 0 &&
-            entry->consumed > 0) {
+            entry->consumed > 0 && !entry->leasing) {
             entry->consumed--;
             entry->held++;
             break;
@@ -296,7 +318,7 @@ int quota_status(struct quota *quota, const struct quota_backend *backend, const
             rc = M360_ENOMEM;
             break;
         }
-        if (entry->busy) {
+        if (entry->busy || entry->leasing) {
             rc = quota_wait(stripe);
             if (rc != 0)
                 break;
@@ -349,12 +371,12 @@ static void quota_stripe_collect(struct quota_stripe *stripe, const char *period
         bool returning = everything || strcmp(entry->period, period) != 0 ||
                          now - entry->last_taken >= QUOTA_IDLE_RETURN_S;
 
-        if (!entry->busy && returning && entry->held == 0 && entry->consumed == 0) {
+        if (!entry->leasing && returning && entry->held == 0 && entry->consumed == 0) {
             *link = entry->next;
             free(entry);
             continue;
         }
-        if (!entry->busy && (returning || entry->consumed > 0)) {
+        if (!entry->leasing && (returning || entry->consumed > 0)) {
             quota_settlement(entry, returning, &calls[(*count)++]);
             entry->busy = returning;
             entry->returning = returning;

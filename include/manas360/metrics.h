@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Front-end counters in the Prometheus text format: requests by route and status, request
- * latency, pool queue depth and reply latency, logins by result, active sessions.
+ * latency, pool queue depth and reply latency, logins by result, access denials by reason,
+ * active sessions.
  */
 #ifndef MANAS360_METRICS_H
 #define MANAS360_METRICS_H
@@ -15,6 +16,9 @@ void metrics_request(int route_index, int status, int64_t latency_us);
 
 /* Counts one login by its HTTP status (200 success, 429 throttled, else failure). */
 void metrics_login(int status);
+
+/* Counts one access denial by its audit reason ("permission", "quota", ...). Thread-safe. */
+void metrics_denial(const char *reason);
 
 /* A pool's counters and its name, for rendering. */
 struct metrics_pool {

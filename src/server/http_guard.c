@@ -16,6 +16,7 @@
 #include "http_internal.h"
 #include "manas360/err.h"
 #include "manas360/log.h"
+#include "manas360/metrics.h"
 
 #define HTTP_GUARD_LOG_MODULE "guard"
 #define HTTP_GUARD_UPGRADE_PATH "/pricing"
@@ -185,6 +186,7 @@ static void http_guard_audit(struct http_exchange *ex, const char *reason)
                   agent != NULL ? http_json_text(agent, strlen(agent), HTTP_GUARD_AGENT_MAX)
                                 : json_null(),
                   "at_ms", (json_int_t)now.tv_sec * 1000 + now.tv_nsec / 1000000));
+    metrics_denial(reason);
     log_info(HTTP_GUARD_LOG_MODULE, "event=denied reason=%s route=%s user_id=%s req_id=%s", reason,
              ex->match.route->pattern, ex->claims.sub, ex->request_id);
 }

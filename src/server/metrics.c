@@ -26,6 +26,10 @@ static _Atomic uint64_t metrics_requests[METRICS_ROUTES_MAX + 1][METRICS_STATUS_
 static _Atomic uint64_t metrics_latency[METRICS_LATENCY_BUCKETS + 1];
 static _Atomic uint64_t metrics_latency_sum_us;
 static _Atomic uint64_t metrics_logins[3]; /* success, failure, throttled */
+static const char *const metrics_denial_reasons[] = {"role", "permission", "subscription",
+                                                     "feature", "quota"};
+#define METRICS_DENIAL_REASONS 5
+static _Atomic uint64_t metrics_denials[METRICS_DENIAL_REASONS];
 
 static void metrics_add(_Atomic uint64_t *counter, uint64_t n)
 {
@@ -62,6 +66,14 @@ void metrics_request(int route_index, int status, int64_t latency_us)
 void metrics_login(int status)
 {
     metrics_add(&metrics_logins[status == 200 ? 0 : status == 429 ? 2 : 1], 1);
+}
+
+void metrics_denial(const char *reason)
+{
+    for (int i = 0; i < METRICS_DENIAL_REASONS; i++) {
+        if (strcmp(metrics_denial_reasons[i], reason) == 0)
+            metrics_add(&metrics_denials[i], 1);
+    }
 }
 
 /* A growing text buffer; on failure it stays NULL and further appends do nothing. */
@@ -195,6 +207,13 @@ int metrics_render(const struct metrics_pool *pools, int npools, int64_t active_
     for (int i = 0; i < 3; i++)
         metrics_printf(&t, "manas360_logins_total{result=\"%s\"} %llu\n", results[i],
                        (unsigned long long)metrics_get(&metrics_logins[i]));
+
+    metrics_printf(&t, "# HELP manas360_denials_total Access denials by the step that refused.\n"
+                       "# TYPE manas360_denials_total counter\n");
+    for (int i = 0; i < METRICS_DENIAL_REASONS; i++)
+        metrics_printf(&t, "manas360_denials_total{reason=\"%s\"} %llu\n",
+                       metrics_denial_reasons[i],
+                       (unsigned long long)metrics_get(&metrics_denials[i]));
 
     metrics_printf(&t, "# HELP manas360_pool_queue_depth Calls waiting for a pool's reply.\n"
                        "# TYPE manas360_pool_queue_depth gauge\n"

@@ -257,6 +257,13 @@ Test(http_guard, denials_carry_the_contract_members)
     cr_expect_str_eq(tsupport_str(res.json, "currentPlan"), "Pro");
     cr_expect_str_eq(tsupport_str(res.json, "recommendedPlan"), "Enterprise");
     tsupport_response_cleanup(&res);
+
+    /* Operators see the denials counted by reason. */
+    get("/metrics", NULL, &res);
+    cr_expect_not_null(strstr(res.body, "manas360_denials_total{reason=\"feature\"} 2\n"), "%s",
+                       res.body);
+    cr_expect_not_null(strstr(res.body, "manas360_denials_total{reason=\"permission\"} 1\n"));
+    tsupport_response_cleanup(&res);
     guard_stop();
 }
 

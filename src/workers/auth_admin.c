@@ -23,7 +23,7 @@
 #define AUTH_ADMIN_LOGS_LIMIT_MAX 500
 #define AUTH_ADMIN_INT_DIGITS_MAX 18 /* fits a long long whatever the digits */
 #define AUTH_ADMIN_Q_MAX_CHARS 254
-#define AUTH_ADMIN_Q_MAX_BYTES (AUTH_ADMIN_Q_MAX_CHARS * 4)       /* UTF-8 */
+#define AUTH_ADMIN_Q_MAX_BYTES 1016 /* 254 characters of up to 4 bytes in UTF-8 */
 #define AUTH_ADMIN_PATTERN_BYTES (AUTH_ADMIN_Q_MAX_BYTES * 2 + 2) /* each escaped, "%", NUL */
 #define AUTH_ADMIN_ROLE_MAX_CHARS 64                              /* roles_name_check */
 #define AUTH_ADMIN_ROLE_BYTES (AUTH_ADMIN_ROLE_MAX_CHARS * 4 + 1)

@@ -135,29 +135,15 @@ static const struct db_stmt auth_admin_stmts[] = {
 /* clang-format on */
 
 /* The contract's audit event types, which eventType= must name. */
+/* clang-format off */
 static const char *const auth_audit_events[] = {
-    "register",
-    "login",
-    "logout",
-    "token_refresh",
-    "refresh_token_reuse",
-    "password_reset_requested",
-    "password_reset",
-    "password_changed",
-    "email_verified",
-    "permission_denied",
-    "data_access",
-    "profile_update",
-    "session_ended",
-    "user_deleted",
-    "role_changed",
-    "subscription_changed",
-    "payment",
-    "settings_changed",
-    "role_created",
-    "feature_created",
-    "plan_changed",
+    "register", "login", "logout", "token_refresh", "refresh_token_reuse",
+    "password_reset_requested", "password_reset", "password_changed", "email_verified",
+    "permission_denied", "data_access", "profile_update", "session_ended", "user_deleted",
+    "role_changed", "subscription_changed", "payment", "settings_changed", "role_created",
+    "feature_created", "plan_changed",
 };
+/* clang-format on */
 
 int auth_admin_prepare(struct db *db)
 {

@@ -818,7 +818,10 @@ int auth_bootstrap_admin(struct db *db, const struct cfg *cfg)
 
     if (cfg->bootstrap_email == NULL || password == NULL)
         return 0;
-    rc = db_prepare(db, auth_stmts, sizeof(auth_stmts) / sizeof(auth_stmts[0]));
+    /* The audit row of the new account needs the shared writer's statement too. */
+    rc = worker_prepare(db);
+    if (rc == 0)
+        rc = db_prepare(db, auth_stmts, sizeof(auth_stmts) / sizeof(auth_stmts[0]));
     if (rc != 0 || auth_superadmin_exists(db, &rc))
         return rc;
 

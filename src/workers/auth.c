@@ -818,7 +818,10 @@ int auth_bootstrap_admin(struct db *db, const struct cfg *cfg)
 
     if (cfg->bootstrap_email == NULL || password == NULL)
         return 0;
-    rc = db_prepare(db, auth_stmts, sizeof(auth_stmts) / sizeof(auth_stmts[0]));
+    /* The audit row of the new account needs the shared writer's statement too. */
+    rc = worker_prepare(db);
+    if (rc == 0)
+        rc = db_prepare(db, auth_stmts, sizeof(auth_stmts) / sizeof(auth_stmts[0]));
     if (rc != 0 || auth_superadmin_exists(db, &rc))
         return rc;
 
@@ -862,6 +865,12 @@ static const struct pool_route auth_routes[] = {
     {"session.touch", auth_session_touch},
     {"session.end_idle", auth_session_end_idle},
     {"auth.stats", auth_stats},
+    {"admin.users.list", auth_admin_users_list},
+    {"admin.users.delete", auth_admin_users_delete},
+    {"admin.users.role", auth_admin_users_role},
+    {"admin.analytics", auth_admin_analytics},
+    {"admin.audit_logs", auth_admin_audit_logs},
+    {"data.export", auth_export},
 };
 
 static int auth_thread_init(struct pool_worker *worker)
@@ -878,6 +887,10 @@ static int auth_thread_init(struct pool_worker *worker)
         rc = auth_session_prepare(worker->db);
     if (rc == 0)
         rc = auth_profile_prepare(worker->db);
+    if (rc == 0)
+        rc = auth_admin_prepare(worker->db);
+    if (rc == 0)
+        rc = auth_export_prepare(worker->db);
     return rc;
 }
 

@@ -27,6 +27,8 @@
 #define AUTH_END_PASSWORD "password_changed"
 #define AUTH_END_REUSE "refresh_token_reuse"
 #define AUTH_END_IDLE "idle_timeout"
+#define AUTH_END_DELETED "user_deleted"
+#define AUTH_END_ROLE "role_changed"
 
 /* ---- auth_session.c ------------------------------------------------------------------ */
 
@@ -58,6 +60,13 @@ int auth_sessions_end_user(struct db *db, const char *user_id, const char *keep_
 int auth_session_end(struct db *db, const char *sid, const char *user_id, const char *reason,
                      char owner[TOKEN_ID_BYTES]);
 
+/*
+ * The live sessions of `user_id`, newest first, as GET /api/sessions lists them; `current_sid`
+ * (may be NULL) is the one marked current. *sessions is a new array the caller owns.
+ */
+int auth_sessions_json(struct db *db, const char *user_id, const char *current_sid,
+                       json_t **sessions);
+
 int auth_sessions_list(struct pool_worker *worker, const struct pool_request *req,
                        struct pool_reply *reply);
 int auth_sessions_delete(struct pool_worker *worker, const struct pool_request *req,
@@ -75,11 +84,47 @@ int auth_stats(struct pool_worker *worker, const struct pool_request *req,
 
 int auth_profile_prepare(struct db *db);
 
+/*
+ * The user object of GET /api/profile for `user_id`; *user is a new object the caller owns,
+ * or NULL when the user is missing, inactive or deleted.
+ */
+int auth_profile_user(struct db *db, const char *user_id, json_t **user);
+
 int auth_profile_get(struct pool_worker *worker, const struct pool_request *req,
                      struct pool_reply *reply);
 int auth_profile_patch(struct pool_worker *worker, const struct pool_request *req,
                        struct pool_reply *reply);
 int auth_profile_password(struct pool_worker *worker, const struct pool_request *req,
                           struct pool_reply *reply);
+
+/* ---- auth_admin.c -------------------------------------------------------------------- */
+
+/* The audit_logs columns auth_audit_log_json() reads, in its order, for `FROM audit_logs`. */
+#define AUTH_SQL_AUDIT_COLUMNS                                                                     \
+    "id, user_id, event_type, resource_type, resource_id, action, status, details::text,"          \
+    " host(ip_address), " SQL_TIME_RFC3339("created_at")
+
+int auth_admin_prepare(struct db *db);
+
+/* One audit row of AUTH_SQL_AUDIT_COLUMNS as the contract's AuditLog; NULL when out of memory. */
+json_t *auth_audit_log_json(const PGresult *res, int row);
+
+int auth_admin_users_list(struct pool_worker *worker, const struct pool_request *req,
+                          struct pool_reply *reply);
+int auth_admin_users_delete(struct pool_worker *worker, const struct pool_request *req,
+                            struct pool_reply *reply);
+int auth_admin_users_role(struct pool_worker *worker, const struct pool_request *req,
+                          struct pool_reply *reply);
+int auth_admin_analytics(struct pool_worker *worker, const struct pool_request *req,
+                         struct pool_reply *reply);
+int auth_admin_audit_logs(struct pool_worker *worker, const struct pool_request *req,
+                          struct pool_reply *reply);
+
+/* ---- auth_export.c ------------------------------------------------------------------- */
+
+int auth_export_prepare(struct db *db);
+
+int auth_export(struct pool_worker *worker, const struct pool_request *req,
+                struct pool_reply *reply);
 
 #endif

@@ -78,30 +78,51 @@ static int auth_profile_load(struct db *db, const char *user_id, PGresult **out)
     return rc;
 }
 
+/* The user object of the profile row; NULL when out of memory. */
+static json_t *auth_profile_json(const PGresult *res)
+{
+    json_t *subscription = row_subscription_json(res, 0, AUTH_COL_SUB_ID);
+
+    if (subscription == NULL)
+        return NULL;
+    return json_pack(
+        "{s:s, s:s, s:s?, s:s?, s:s?, s:s, s:b, s:b, s:s, s:s?, s:o}", "id",
+        PQgetvalue(res, 0, AUTH_COL_ID), "email", PQgetvalue(res, 0, AUTH_COL_EMAIL), "firstName",
+        row_text(res, 0, AUTH_COL_FIRST_NAME), "lastName", row_text(res, 0, AUTH_COL_LAST_NAME),
+        "phoneNumber", row_text(res, 0, AUTH_COL_PHONE), "role", PQgetvalue(res, 0, AUTH_COL_ROLE),
+        "isVerified", row_bool(res, 0, AUTH_COL_VERIFIED), "twoFactorEnabled",
+        row_bool(res, 0, AUTH_COL_TWO_FACTOR), "createdAt", PQgetvalue(res, 0, AUTH_COL_CREATED),
+        "lastLoginAt", row_text(res, 0, AUTH_COL_LAST_LOGIN), "subscription", subscription);
+}
+
 /* Answers 200 with the profile, or 401 when there is none. */
 static int auth_profile_reply(struct pool_reply *reply, const PGresult *res)
 {
-    json_t *subscription;
+    json_t *user;
 
     if (res == NULL) {
         worker_reply_unauthorized(reply);
         return 0;
     }
-    subscription = row_subscription_json(res, 0, AUTH_COL_SUB_ID);
-    if (subscription == NULL)
+    user = auth_profile_json(res);
+    if (user == NULL)
         return M360_ENOMEM;
-    return worker_reply_json(
-        reply, 200,
-        json_pack("{s:b, s:{s:s, s:s, s:s?, s:s?, s:s?, s:s, s:b, s:b, s:s, s:s?, s:o}}", "success",
-                  1, "user", "id", PQgetvalue(res, 0, AUTH_COL_ID), "email",
-                  PQgetvalue(res, 0, AUTH_COL_EMAIL), "firstName",
-                  row_text(res, 0, AUTH_COL_FIRST_NAME), "lastName",
-                  row_text(res, 0, AUTH_COL_LAST_NAME), "phoneNumber",
-                  row_text(res, 0, AUTH_COL_PHONE), "role", PQgetvalue(res, 0, AUTH_COL_ROLE),
-                  "isVerified", row_bool(res, 0, AUTH_COL_VERIFIED), "twoFactorEnabled",
-                  row_bool(res, 0, AUTH_COL_TWO_FACTOR), "createdAt",
-                  PQgetvalue(res, 0, AUTH_COL_CREATED), "lastLoginAt",
-                  row_text(res, 0, AUTH_COL_LAST_LOGIN), "subscription", subscription));
+    return worker_reply_json(reply, 200, json_pack("{s:b, s:o}", "success", 1, "user", user));
+}
+
+int auth_profile_user(struct db *db, const char *user_id, json_t **user)
+{
+    PGresult *res = NULL;
+    int rc = auth_profile_load(db, user_id, &res);
+
+    *user = NULL;
+    if (rc == 0 && res != NULL) {
+        *user = auth_profile_json(res);
+        if (*user == NULL)
+            rc = M360_ENOMEM;
+    }
+    PQclear(res);
+    return rc;
 }
 
 /* ---- profile.get --------------------------------------------------------------------- */

@@ -194,13 +194,37 @@ static json_t *auth_session_json(const PGresult *res, int row)
                      "current", row_bool(res, row, 7));
 }
 
+int auth_sessions_json(struct db *db, const char *user_id, const char *current_sid,
+                       json_t **sessions)
+{
+    const char *params[] = {user_id, current_sid};
+    PGresult *res = NULL;
+    json_t *list;
+    int rc;
+
+    *sessions = NULL;
+    rc = db_exec(db, "auth_sessions_list", 2, params, &res);
+    if (rc != 0)
+        return rc;
+    list = json_array();
+    for (int i = 0; list != NULL && i < PQntuples(res); i++) {
+        if (json_array_append_new(list, auth_session_json(res, i)) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    PQclear(res);
+    if (list == NULL)
+        return M360_ENOMEM;
+    *sessions = list;
+    return 0;
+}
+
 int auth_sessions_list(struct pool_worker *worker, const struct pool_request *req,
                        struct pool_reply *reply)
 {
     const char *user_id = worker_ctx_user(req);
-    const char *params[] = {user_id, worker_ctx_session(req)};
     json_t *sessions = NULL;
-    PGresult *res = NULL;
     int rc;
 
     if (!worker_body_ok(req, NULL, 0, reply))
@@ -210,19 +234,9 @@ int auth_sessions_list(struct pool_worker *worker, const struct pool_request *re
         return 0;
     }
 
-    rc = db_exec(worker->db, "auth_sessions_list", 2, params, &res);
+    rc = auth_sessions_json(worker->db, user_id, worker_ctx_session(req), &sessions);
     if (rc != 0)
         return rc;
-    sessions = json_array();
-    for (int i = 0; sessions != NULL && i < PQntuples(res); i++) {
-        if (json_array_append_new(sessions, auth_session_json(res, i)) != 0) {
-            json_decref(sessions);
-            sessions = NULL;
-        }
-    }
-    PQclear(res);
-    if (sessions == NULL)
-        return M360_ENOMEM;
     return worker_reply_json(reply, 200,
                              json_pack("{s:b, s:o}", "success", 1, "sessions", sessions));
 }

@@ -508,8 +508,7 @@ Test(http_admin, role_change_respects_levels_and_ends_sessions)
 
 /* ---- The permission guard -------------------------------------------------------------- */
 
-/* XXX: the front end's permission check is not wired yet; enable this when it is. */
-Test(http_admin, routes_refuse_callers_without_the_permission, .disabled = true)
+Test(http_admin, routes_refuse_callers_without_the_permission)
 {
     static const char *const routes[][3] = {
         {"GET", "/api/admin/users", "manage_users"},

@@ -236,6 +236,14 @@ Test(http_guard, denials_carry_the_contract_members)
                    "a denial before the quota step carries no quota headers");
     tsupport_response_cleanup(&res);
 
+    get("/api/data/export", user.access, &res);
+    tsupport_expect_error(&res, 403, "FeatureNotAvailable");
+    cr_expect_str_eq(json_string_value(json_array_get(tsupport_get(res.json, "requiredFeatures"),
+                                                      0)),
+                     "data_export");
+    cr_expect_str_eq(tsupport_str(res.json, "recommendedPlan"), "Pro");
+    tsupport_response_cleanup(&res);
+
     plan_set(user.email, "Pro", "2001-01-01T00:00:00Z");
     get(DASHBOARD, user.access, &res);
     tsupport_expect_error(&res, 402, "SubscriptionInactive");
@@ -260,7 +268,7 @@ Test(http_guard, denials_carry_the_contract_members)
 
     /* Operators see the denials counted by reason. */
     get("/metrics", NULL, &res);
-    cr_expect_not_null(strstr(res.body, "manas360_denials_total{reason=\"feature\"} 2\n"), "%s",
+    cr_expect_not_null(strstr(res.body, "manas360_denials_total{reason=\"feature\"} 3\n"), "%s",
                        res.body);
     cr_expect_not_null(strstr(res.body, "manas360_denials_total{reason=\"permission\"} 1\n"));
     tsupport_response_cleanup(&res);

@@ -862,6 +862,9 @@ static const struct pool_route auth_routes[] = {
     {"session.touch", auth_session_touch},
     {"session.end_idle", auth_session_end_idle},
     {"auth.stats", auth_stats},
+    {"admin.settings.get", auth_admin_settings_get},
+    {"admin.settings.patch", auth_admin_settings_patch},
+    {"admin.roles.create", auth_admin_roles_create},
 };
 
 static int auth_thread_init(struct pool_worker *worker)
@@ -878,6 +881,8 @@ static int auth_thread_init(struct pool_worker *worker)
         rc = auth_session_prepare(worker->db);
     if (rc == 0)
         rc = auth_profile_prepare(worker->db);
+    if (rc == 0)
+        rc = auth_settings_prepare(worker->db);
     return rc;
 }
 

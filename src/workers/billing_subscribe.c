@@ -35,13 +35,19 @@ enum billing_plan_find_col {
 
 /* clang-format off */
 static const struct db_stmt billing_subscribe_stmts[] = {
-    /* Every change to a user's subscriptions holds this lock first, so two requests of one
-     * user take turns and cannot both activate a subscription. */
+    /*
+     * Every change to a user's subscriptions holds this lock first, so two requests of one
+     * user take turns and cannot both activate a subscription. The role is read in
+     * subqueries, not a join: a waiter re-reads the row it locked, and a join would drop the
+     * row when the holder changed the role meanwhile.
+     */
     {"billing_user_lock",
-     "SELECT r.name, r.privilege_level, u.is_active AND u.deleted_at IS NULL"
-     "  FROM user_accounts u JOIN roles r ON r.id = u.role_id"
+     "SELECT (SELECT r.name FROM roles r WHERE r.id = u.role_id),"
+     "       (SELECT r.privilege_level FROM roles r WHERE r.id = u.role_id),"
+     "       u.is_active AND u.deleted_at IS NULL"
+     "  FROM user_accounts u"
      " WHERE u.id = $1"
-     "   FOR UPDATE OF u",
+     "   FOR UPDATE",
      1},
     {"billing_caller_level",
      "SELECT r.privilege_level"

@@ -61,14 +61,14 @@ static void patch(const char *path, const char *token, const char *body,
 static void expect_validation(const struct tsupport_response *res, const char *field,
                               const char *what)
 {
+    const json_t *reason;
+
     cr_expect_eq(res->status, 400, "%s: %ld %s", what, res->status, res->body);
     if (res->status != 400)
         return;
     tsupport_expect_error(res, 400, "ValidationError");
-    cr_expect(json_is_string(tsupport_get(res->json, "fields") != NULL
-                                 ? json_object_get(tsupport_get(res->json, "fields"), field)
-                                 : NULL),
-              "%s: fields.%s missing in %s", what, field, res->body);
+    reason = json_object_get(tsupport_get(res->json, "fields"), field);
+    cr_expect(json_is_string(reason), "%s: fields.%s missing in %s", what, field, res->body);
 }
 
 /* POST /api/subscriptions with `body` expects a 400 naming `field`. */

@@ -17,6 +17,8 @@
 #define BILLING_TEXT_MAX_CHARS 500                              /* descriptions */
 #define BILLING_NAME_MAX_BYTES (BILLING_NAME_MAX_CHARS * 4 + 1) /* UTF-8, and a NUL */
 #define BILLING_TRIAL_MAX_DAYS 3650 /* ten years; any longer is a typing error */
+#define BILLING_REASON_BYTES (64 + BILLING_NAME_MAX_BYTES) /* "unknown plan: " and a name */
+#define BILLING_INT_TEXT_BYTES 24
 
 /* Columns of billing_feature_select. */
 enum billing_feature_col {
@@ -245,7 +247,7 @@ struct billing_feature_tx {
     const char *caller_id;
     const char *plans; /* the plan names as JSON text */
     bool refused;
-    char reason[128 + BILLING_NAME_MAX_BYTES];
+    char reason[BILLING_REASON_BYTES];
     char id[INPUT_UUID_CHARS + 1];
 };
 
@@ -414,7 +416,7 @@ struct billing_plan_tx {
     const char *features; /* the new feature list as JSON text, or NULL */
     bool missing;
     bool refused;
-    char reason[128 + BILLING_NAME_MAX_BYTES];
+    char reason[BILLING_REASON_BYTES];
     char id[INPUT_UUID_CHARS + 1];
 };
 
@@ -442,7 +444,7 @@ static const char *billing_bool_text(const json_t *body, const char *name)
 static int billing_plan_apply(struct db *db, struct billing_plan_tx *tx)
 {
     const json_t *body = tx->req->body;
-    char ints[BILLING_PLAN_INTS][24];
+    char ints[BILLING_PLAN_INTS][BILLING_INT_TEXT_BYTES];
     const char *params[] = {
         tx->id,
         billing_int_text(body, "priceMonthlyPaise", ints[0], sizeof(ints[0])),

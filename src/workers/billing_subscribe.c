@@ -212,7 +212,7 @@ static int billing_role_follow(struct db *db, const char *user_id, json_t *detai
     return rc;
 }
 
-/* Answers `status` with the subscription `id`. */
+/* Answers 200 with the subscription `id`. */
 static int billing_reply_subscription(struct db *db, const char *id, struct pool_reply *reply)
 {
     const char *params[] = {id};

@@ -871,6 +871,9 @@ static const struct pool_route auth_routes[] = {
     {"admin.analytics", auth_admin_analytics},
     {"admin.audit_logs", auth_admin_audit_logs},
     {"data.export", auth_export},
+    {"admin.settings.get", auth_admin_settings_get},
+    {"admin.settings.patch", auth_admin_settings_patch},
+    {"admin.roles.create", auth_admin_roles_create},
 };
 
 static int auth_thread_init(struct pool_worker *worker)
@@ -891,6 +894,8 @@ static int auth_thread_init(struct pool_worker *worker)
         rc = auth_admin_prepare(worker->db);
     if (rc == 0)
         rc = auth_export_prepare(worker->db);
+    if (rc == 0)
+        rc = auth_settings_prepare(worker->db);
     return rc;
 }
 

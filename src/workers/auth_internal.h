@@ -127,4 +127,15 @@ int auth_export_prepare(struct db *db);
 int auth_export(struct pool_worker *worker, const struct pool_request *req,
                 struct pool_reply *reply);
 
+/* ---- auth_settings.c ----------------------------------------------------------------- */
+
+int auth_settings_prepare(struct db *db);
+
+int auth_admin_settings_get(struct pool_worker *worker, const struct pool_request *req,
+                            struct pool_reply *reply);
+int auth_admin_settings_patch(struct pool_worker *worker, const struct pool_request *req,
+                              struct pool_reply *reply);
+int auth_admin_roles_create(struct pool_worker *worker, const struct pool_request *req,
+                            struct pool_reply *reply);
+
 #endif

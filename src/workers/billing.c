@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The billing pool: the public plan catalogue and the caller's current subscription. The
- * front end's authorization facts and quota leases are in billing_quota.c.
+ * The billing pool: its message table, the public plan catalogue and the caller's current
+ * subscription. Subscribing and cancelling live in billing_subscribe.c, the administrators'
+ * catalogue changes in billing_catalog.c, the front end's authorization facts and quota
+ * leases in billing_quota.c; the auth pool writes the Free row at register.
  */
 #include "manas360/billing.h"
 
@@ -12,14 +14,13 @@
 #include "manas360/db.h"
 #include "manas360/err.h"
 #include "manas360/input.h"
+#include "billing_internal.h"
 #include "billing_quota.h"
-#include "row.h"
-#include "worker.h"
 
 /*
- * XXX: the sweeps that expire ended subscriptions are not built; until they are, the view's
- * CASE (and the front end's clock check) is what turns an active row past ends_at into
- * 'expired'.
+ * XXX: payments and the webhook, and the sweeps that expire ended subscriptions, are not
+ * built; until the sweeps exist, the view's CASE (and the front end's clock check) is what
+ * turns an active row past ends_at into 'expired'.
  */
 
 /* The catalogue's columns, in the order of billing_plans_public. */
@@ -33,23 +34,15 @@ enum billing_plan_col {
     BILLING_PLAN_TRIAL,
     BILLING_PLAN_FEATURED,
     BILLING_PLAN_FEATURES,
+    /* then is_active, at BILLING_PLAN_COL_ACTIVE */
 };
 
 /* clang-format off */
 static const struct db_stmt billing_stmts[] = {
-    /*
-     * Active plans by tier (unique, so the order is total). Each plan's feature names come
-     * as one JSON array sorted by name in byte order, so the list is stable whatever the
-     * database's collation; a plan without features gets [].
-     */
+    /* Active plans by tier (unique, so the order is total); a plan without features gets []. */
     {"billing_plans_public",
-     "SELECT p.name, p.description, p.tier, p.price_monthly_paise, p.billing_period_days,"
-     "       p.max_api_requests_per_month, p.trial_period_days, p.is_featured,"
-     "       coalesce(json_agg(f.name ORDER BY f.name COLLATE \"C\")"
-     "                  FILTER (WHERE f.id IS NOT NULL), '[]')::text"
-     "  FROM subscription_plans p"
-     "  LEFT JOIN plan_features pf ON pf.plan_id = p.id"
-     "  LEFT JOIN features f ON f.id = pf.feature_id"
+     "SELECT " BILLING_SQL_PLAN_COLUMNS
+     "  FROM subscription_plans p" BILLING_SQL_PLAN_JOINS
      " WHERE p.is_active"
      " GROUP BY p.id"
      " ORDER BY p.tier",
@@ -66,8 +59,8 @@ static const struct db_stmt billing_stmts[] = {
 
 /* ---- plans.public -------------------------------------------------------------------- */
 
-/* One catalogue row as the contract's plan object; NULL when memory or the JSON fails. */
-static json_t *billing_plan_json(const PGresult *res, int row)
+/* NULL also when the feature list does not parse. */
+json_t *billing_plan_json(const PGresult *res, int row)
 {
     json_t *features = json_loads(PQgetvalue(res, row, BILLING_PLAN_FEATURES), 0, NULL);
 
@@ -169,6 +162,11 @@ static const struct pool_route billing_routes[] = {
     {"quota.settle", billing_quota_settle},
     {"plans.public", billing_plans_public},
     {"subscriptions.current", billing_subscription_current},
+    {"subscriptions.create", billing_subscription_create},
+    {"subscriptions.cancel", billing_subscription_cancel},
+    {"admin.subscriptions.patch", billing_admin_subscription_patch},
+    {"admin.features.create", billing_admin_feature_create},
+    {"admin.plans.patch", billing_admin_plan_patch},
 };
 
 static int billing_thread_init(struct pool_worker *worker)
@@ -180,6 +178,10 @@ static int billing_thread_init(struct pool_worker *worker)
             db_prepare(worker->db, billing_stmts, sizeof(billing_stmts) / sizeof(billing_stmts[0]));
     if (rc == 0)
         rc = billing_quota_prepare(worker->db);
+    if (rc == 0)
+        rc = billing_subscribe_prepare(worker->db);
+    if (rc == 0)
+        rc = billing_catalog_prepare(worker->db);
     return rc;
 }
 

@@ -160,3 +160,119 @@ Test(caches, changes_made_in_the_database_directly_are_announced)
     PQfinish(conn);
     stop_both();
 }
+
+/* ---- Authorization decisions ------------------------------------------------------------- */
+
+#define DASHBOARD "/api/features/premium-dashboard"
+
+static bool is_not_200(const struct tsupport_response *res, const void *arg)
+{
+    (void)arg;
+    return res->status != 200;
+}
+
+/* Sends one request with a JSON body on `srv` as `token`; expects `status`. */
+static void expect_call(const struct tsupport_server *srv, const char *method, const char *path,
+                        const char *token, const char *body, long status)
+{
+    struct tsupport_response res;
+
+    tsupport_json(srv->port, method, path, token, body, &res);
+    cr_expect_eq(res.status, status, "%s %s: %s", method, path, res.body);
+    tsupport_response_cleanup(&res);
+}
+
+/* A superadmin on the first front end, and a Pro subscriber whose dashboard the second
+ * front end has already decided (so its decision is cached there). */
+static void operators_new(struct tsupport_user *root, struct tsupport_user *pro)
+{
+    tsupport_user_new(first.port, "root@example.com", PASSWORD, root);
+    tsupport_user_role(first.db.url, root->email, "superadmin");
+    tsupport_user_new(first.port, "pro@example.com", PASSWORD, pro);
+    expect_call(&first, "POST", "/api/subscriptions", pro->access,
+                "{\"plan\":\"Pro\",\"trial\":true}", 200);
+    expect_call(&second, "GET", DASHBOARD, pro->access, NULL, 200);
+}
+
+Test(caches, a_role_change_through_one_front_end_is_enforced_by_the_other)
+{
+    struct tsupport_user root;
+    struct tsupport_user pro;
+    struct tsupport_user again;
+    char path[128];
+    long long took;
+
+    operators_new(&root, &pro);
+    expect_call(&second, "GET", "/api/admin/users", pro.access, NULL, 403);
+    tsupport_user_role(first.db.url, pro.email, "admin");
+    took = poll_until(&second, "/api/admin/users", pro.access, is_status, &(long){200});
+    cr_expect(took >= 0 && took <= WITHIN_MS, "a role granted in the database took %lld ms", took);
+
+    snprintf(path, sizeof(path), "/api/admin/users/%s/role", pro.id);
+    expect_call(&first, "PATCH", path, root.access, "{\"role\":\"user\"}", 200);
+    took = poll_until(&second, "/api/admin/users", pro.access, is_not_200, NULL);
+    cr_expect(took >= 0 && took <= WITHIN_MS, "a role change took %lld ms", took);
+
+    cr_assert_eq(tsupport_login(second.port, pro.email, PASSWORD, NULL, &again), 200);
+    expect_call(&second, "GET", "/api/admin/users", again.access, NULL, 403);
+    stop_both();
+}
+
+Test(caches, a_plan_change_through_one_front_end_is_enforced_by_the_other)
+{
+    struct tsupport_user root;
+    struct tsupport_user pro;
+    struct tsupport_response res;
+    long long took;
+
+    operators_new(&root, &pro);
+    expect_call(&first, "PATCH", "/api/admin/plans/Pro", root.access,
+                "{\"features\":[\"basic_dashboard\",\"data_export\"]}", 200);
+    took = poll_until(&second, DASHBOARD, pro.access, is_status, &(long){403});
+    cr_expect(took >= 0 && took <= WITHIN_MS, "a plan change took %lld ms", took);
+
+    tsupport_json(second.port, "GET", DASHBOARD, pro.access, NULL, &res);
+    tsupport_expect_error(&res, 403, "FeatureNotAvailable");
+    cr_expect_str_eq(tsupport_str(res.json, "recommendedPlan"), "Enterprise",
+                     "the catalogue for advice was refreshed too");
+    tsupport_response_cleanup(&res);
+    stop_both();
+}
+
+Test(caches, a_subscription_expiry_is_enforced_everywhere)
+{
+    struct tsupport_user root;
+    struct tsupport_user pro;
+    struct tsupport_response res;
+    char path[128];
+    char body[128];
+    long long took;
+
+    operators_new(&root, &pro);
+    tsupport_json(first.port, "GET", "/api/subscriptions/current", pro.access, NULL, &res);
+    cr_assert_eq(res.status, 200, "%s", res.body);
+    snprintf(path, sizeof(path), "/api/admin/subscriptions/%s",
+             tsupport_str(res.json, "subscription.id"));
+    tsupport_response_cleanup(&res);
+
+    /* An end a moment away needs no announcement: the clock is checked on every request. */
+    tsupport_db_run(first.db.url,
+                    "UPDATE user_subscriptions SET ends_at = now() + interval '2 seconds'"
+                    " WHERE status = 'active' AND user_id = (SELECT id FROM user_accounts"
+                    "                                         WHERE email = 'pro@example.com')",
+                    0, NULL);
+    usleep(300 * 1000);
+    expect_call(&second, "GET", DASHBOARD, pro.access, NULL, 200);
+    took = poll_until(&second, DASHBOARD, pro.access, is_status, &(long){402});
+    cr_expect(took >= 0 && took <= 2 * WITHIN_MS + 500, "an end passing took %lld ms", took);
+
+    /* Renewed, then expired by an administrator through the first front end. */
+    snprintf(body, sizeof(body), "{\"status\":\"active\",\"endsAt\":null}");
+    expect_call(&first, "PATCH", path, root.access, body, 200);
+    took = poll_until(&second, DASHBOARD, pro.access, is_status, &(long){200});
+    cr_expect(took >= 0 && took <= WITHIN_MS, "a renewal took %lld ms", took);
+    expect_call(&first, "PATCH", path, root.access, "{\"status\":\"expired\"}", 200);
+    took = poll_until(&second, DASHBOARD, pro.access, is_status, &(long){402});
+    cr_expect(took >= 0 && took <= WITHIN_MS, "an expiry took %lld ms", took);
+    stop_both();
+}

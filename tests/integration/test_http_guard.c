@@ -238,9 +238,9 @@ Test(http_guard, denials_carry_the_contract_members)
 
     get("/api/data/export", user.access, &res);
     tsupport_expect_error(&res, 403, "FeatureNotAvailable");
-    cr_expect_str_eq(json_string_value(json_array_get(tsupport_get(res.json, "requiredFeatures"),
-                                                      0)),
-                     "data_export");
+    cr_expect_str_eq(
+        json_string_value(json_array_get(tsupport_get(res.json, "requiredFeatures"), 0)),
+        "data_export");
     cr_expect_str_eq(tsupport_str(res.json, "recommendedPlan"), "Pro");
     tsupport_response_cleanup(&res);
 

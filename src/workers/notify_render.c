@@ -200,7 +200,7 @@ static void notify_header_mailbox(struct notify_buf *b, const char *field, const
     notify_buf_str(b, ": ");
     if (name != NULL && name[0] != '\0') {
         notify_phrase(b, name);
-        notify_buf_str(b, "\r\n ");
+        notify_buf_str(b, " ");
     }
     notify_buf_str(b, "<");
     notify_buf_str(b, address);

@@ -190,9 +190,9 @@ Test(http_email, register_verify_single_use)
     sodium_bin2base64(word + strlen(word), sizeof(word) - strlen(word), (const unsigned char *)name,
                       strlen(name), sodium_base64_VARIANT_ORIGINAL);
     cr_expect_not_null(strstr(msg, word), "no encoded name %s in:\n%s", word, msg);
-    cr_expect_not_null(strstr(msg, "?=\r\n <zoe@example.com>\r\n"), "%s", msg);
+    cr_expect_not_null(strstr(msg, "?= <zoe@example.com>\r\n"), "%s", msg);
     cr_expect_not_null(strstr(msg, "X-Envelope-From: <no-reply@" FROM_DOMAIN ">"), "%s", msg);
-    cr_expect_not_null(strstr(msg, "From: \"MANAS360\"\r\n <no-reply@" FROM_DOMAIN ">"), "%s", msg);
+    cr_expect_not_null(strstr(msg, "From: \"MANAS360\" <no-reply@" FROM_DOMAIN ">"), "%s", msg);
     cr_expect_not_null(strstr(msg, "Subject: Confirm your email address\r\n"), "%s", msg);
     cr_expect_not_null(strstr(msg, "@" FROM_DOMAIN ">\r\n"), "no Message-ID: %s", msg);
     cr_expect_not_null(strstr(msg, "Message-ID: <"), "%s", msg);
@@ -466,7 +466,7 @@ Test(http_email, mail_dir_without_smtp_host)
 
     register_user("fay@example.com", ", \"firstName\": \"Fay\", \"lastName\": \"O'Brien\"");
     msg = mail_wait(mail_dir, "fay@example.com", 1);
-    cr_expect_not_null(strstr(msg, "To: \"Fay O'Brien\"\r\n <fay@example.com>\r\n"), "%s", msg);
+    cr_expect_not_null(strstr(msg, "To: \"Fay O'Brien\" <fay@example.com>\r\n"), "%s", msg);
     cr_expect_not_null(strstr(msg, "Fay O&#39;Brien"), "%s", msg);
     mail_token(msg, VERIFY_LINK, token);
     cr_expect(crlf_only(msg));

@@ -43,6 +43,6 @@ int notify_queue(struct db *db, const struct notify_message *msg)
     return rc;
 }
 
-/* XXX: the notifier pool answers ping only; its work is done by the sender thread
- * (notify_sender.c), which serve starts next to the pool. */
+/* The pool has no messages of its own: it answers ping, and the sender thread
+ * (notify_sender.c), which serve starts next to it, does the work. */
 const struct pool_def notify_pool_def = {"notifier", NULL, 0, NULL};

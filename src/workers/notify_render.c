@@ -148,14 +148,15 @@ static bool notify_address_ok(const char *address)
     return true;
 }
 
-/* The length of the longest prefix of `s` of at most `max` bytes that ends on a character. */
+/* The length of the longest prefix of `s` (`len` bytes) of at most `max` bytes that does not
+ * split a character; never 0 while len > 0, so a caller always moves on. */
 static size_t notify_utf8_cut(const char *s, size_t len, size_t max)
 {
     size_t cut = len <= max ? len : max;
 
-    while (cut > 0 && cut < len && ((unsigned char)s[cut] & 0xC0) == 0x80)
+    while (cut > 1 && cut < len && ((unsigned char)s[cut] & 0xC0) == 0x80)
         cut--;
-    return cut == 0 ? (len < max ? len : max) : cut;
+    return cut;
 }
 
 /* Writes `text` as RFC 2047 encoded words, one per folded line after the first. */

@@ -46,7 +46,8 @@ struct cfg {
     char *smtp_user;
     char *smtp_password;
     char *smtp_from;
-    char *mail_dir; /* MAIL_DIR */
+    char *mail_dir;              /* MAIL_DIR */
+    int64_t notify_retry_base_s; /* NOTIFY_RETRY_BASE: the first retry's delay, then doubled */
 
     char *app_base_url;           /* APP_BASE_URL, without a trailing slash */
     char *billing_webhook_secret; /* BILLING_WEBHOOK_SECRET */

@@ -41,6 +41,11 @@ static const struct route route_entries[] = {
     ROUTE("POST", "/api/auth/refresh", ROUTE_PUBLIC, ROUTE_POOL_AUTH, "auth.refresh",
           ROUTE_NO_STORE),
     ROUTE("POST", "/api/auth/logout", ROUTE_AUTHENTICATED, ROUTE_POOL_AUTH, "auth.logout", 0),
+    ROUTE("POST", "/api/auth/verify-email", ROUTE_PUBLIC, ROUTE_POOL_AUTH, "auth.verify_email", 0),
+    ROUTE("POST", "/api/auth/password/forgot", ROUTE_PUBLIC, ROUTE_POOL_AUTH,
+          "auth.password_forgot", 0),
+    ROUTE("POST", "/api/auth/password/reset", ROUTE_PUBLIC, ROUTE_POOL_AUTH, "auth.password_reset",
+          0),
 
     ROUTE("GET", "/api/profile", ROUTE_AUTHENTICATED, ROUTE_POOL_AUTH, "profile.get",
           ROUTE_USER_CACHED | ROUTE_NO_STORE),

@@ -130,6 +130,7 @@ int serve_run(const struct cfg *cfg, unsigned parts)
 {
     struct pool *pools[SERVE_POOL_COUNT] = {NULL};
     struct http_server *server = NULL;
+    struct notify_sender *sender = NULL;
     sigset_t stop_signals;
     void *zmq_ctx = NULL;
     int rc;
@@ -156,6 +157,12 @@ int serve_run(const struct cfg *cfg, unsigned parts)
         if (pools[i] == NULL)
             rc = M360_EUNAVAILABLE;
     }
+    /* The outbox is drained wherever the notifier pool runs. */
+    if (rc == 0 && (parts & SERVE_POOL_NOTIFIER)) {
+        sender = notify_sender_new(cfg);
+        if (sender == NULL)
+            rc = M360_EINTERNAL;
+    }
     if (rc == 0 && (parts & SERVE_FRONT_END)) {
         server = http_server_new(cfg, zmq_ctx);
         if (server == NULL)
@@ -171,6 +178,7 @@ int serve_run(const struct cfg *cfg, unsigned parts)
 
     /* Front end first: its in-flight requests still need the pools to answer them. */
     http_server_destroy(&server);
+    notify_sender_destroy(&sender);
     for (int i = SERVE_POOL_COUNT - 1; i >= 0; i--)
         pool_destroy(&pools[i]);
     if (zmq_ctx != NULL)

@@ -209,6 +209,9 @@ static int auth_register_body(struct db *db, void *arg)
     audit.user_id = PQgetvalue(tx->user, 0, 0);
     audit.resource_id = audit.user_id;
     rc = auth_subscribe_free(db, audit.user_id);
+    if (rc == 0)
+        rc = auth_email_verification_queue(db, audit.user_id, PQgetvalue(tx->user, 0, 1),
+                                           row_text(tx->user, 0, 2), row_text(tx->user, 0, 3));
     if (rc == 0) {
         audit.details = json_object();
         rc = worker_audit_write(db, tx->req, &audit);
@@ -856,6 +859,9 @@ static const struct pool_route auth_routes[] = {
     {"auth.login", auth_login},
     {"auth.refresh", auth_refresh},
     {"auth.logout", auth_logout},
+    {"auth.verify_email", auth_verify_email},
+    {"auth.password_forgot", auth_password_forgot},
+    {"auth.password_reset", auth_password_reset},
     {"profile.get", auth_profile_get},
     {"profile.patch", auth_profile_patch},
     {"profile.password", auth_profile_password},
@@ -896,6 +902,8 @@ static int auth_thread_init(struct pool_worker *worker)
         rc = auth_export_prepare(worker->db);
     if (rc == 0)
         rc = auth_settings_prepare(worker->db);
+    if (rc == 0)
+        rc = auth_email_prepare(worker->db);
     return rc;
 }
 

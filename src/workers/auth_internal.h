@@ -29,6 +29,7 @@
 #define AUTH_END_IDLE "idle_timeout"
 #define AUTH_END_DELETED "user_deleted"
 #define AUTH_END_ROLE "role_changed"
+#define AUTH_END_RESET "password_reset"
 
 /* ---- auth_session.c ------------------------------------------------------------------ */
 
@@ -137,5 +138,25 @@ int auth_admin_settings_patch(struct pool_worker *worker, const struct pool_requ
                               struct pool_reply *reply);
 int auth_admin_roles_create(struct pool_worker *worker, const struct pool_request *req,
                             struct pool_reply *reply);
+
+/* ---- auth_email.c -------------------------------------------------------------------- */
+
+/* Prepares the one-time token and outbox statements. */
+int auth_email_prepare(struct db *db);
+
+/*
+ * Issues a verification token (24 hours) for `user_id` and queues its message to `email`,
+ * addressed to the names when there are any (NULL allowed). Runs in the caller's
+ * transaction, so the message exists exactly when the account does.
+ */
+int auth_email_verification_queue(struct db *db, const char *user_id, const char *email,
+                                  const char *first_name, const char *last_name);
+
+int auth_verify_email(struct pool_worker *worker, const struct pool_request *req,
+                      struct pool_reply *reply);
+int auth_password_forgot(struct pool_worker *worker, const struct pool_request *req,
+                         struct pool_reply *reply);
+int auth_password_reset(struct pool_worker *worker, const struct pool_request *req,
+                        struct pool_reply *reply);
 
 #endif

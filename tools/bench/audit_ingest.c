@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Audit ingest rate, end to end against a plain COPY of the same rows.
+ *
+ *   audit_ingest ENDPOINT DATABASE_URL EVENTS [TAG]
+ *
+ * 1. Pushes EVENTS permission_denied events to the audit writer at ENDPOINT, in messages of
+ *    the size a front end sends, as fast as ZeroMQ takes them, and waits until all are
+ *    committed in audit_logs: the end-to-end rate.
+ * 2. Writes the same number of rows with one COPY on its own connection: the plain rate.
+ * Prints "ingest EPS copy RPS ratio R" on one line.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <zmq.h>
+
+#define INGEST_MESSAGE_EVENTS 500
+#define INGEST_WAIT_S 300
+#define INGEST_ROW                                                                                 \
+    "\\N\tpermission_denied\troute\t/api/admin/users\tGET\tfailure\t"                              \
+    "{\"reason\":\"permission\",\"route\":\"/api/admin/users\",\"batch\":\"copy\"}"                \
+    "\t127.0.0.1\tbench\t2026-12-03 12:00:00+00\n"
+
+static double ingest_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long ingest_count(PGconn *conn, const char *batch)
+{
+    const char *params[] = {batch};
+    PGresult *res =
+        PQexecParams(conn, "SELECT count(*) FROM audit_logs WHERE details->>'batch' = $1", 1, NULL,
+                     params, NULL, NULL, 0);
+    long n = PQresultStatus(res) == PGRES_TUPLES_OK ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+
+    PQclear(res);
+    return n;
+}
+
+/* One message of events, as the front end renders it. */
+static const char *ingest_tag = "ingest"; /* details.batch of the pushed events */
+
+static char *ingest_message(long first)
+{
+    json_t *events = json_array();
+    char *text;
+
+    for (long i = 0; i < INGEST_MESSAGE_EVENTS; i++)
+        json_array_append_new(
+            events,
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:I}, s:s, s:s, s:I}",
+                      "event_type", "permission_denied", "resource_type", "route", "resource_id",
+                      "/api/admin/users", "action", "GET", "status", "failure", "details", "reason",
+                      "permission", "route", "/api/admin/users", "batch", ingest_tag, "n",
+                      (json_int_t)(first + i), "ip_address", "127.0.0.1", "user_agent", "bench",
+                      "at_ms", (json_int_t)time(NULL) * 1000));
+    text = json_dumps(events, JSON_COMPACT);
+    json_decref(events);
+    return text;
+}
+
+static double ingest_pushed(const char *endpoint, PGconn *conn, long events)
+{
+    void *ctx = zmq_ctx_new();
+    void *push = zmq_socket(ctx, ZMQ_PUSH);
+    int linger = 10000;
+    double started;
+
+    zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof(linger));
+    if (zmq_connect(push, endpoint) != 0)
+        return -1;
+    started = ingest_now();
+    for (long sent = 0; sent < events; sent += INGEST_MESSAGE_EVENTS) {
+        char *text = ingest_message(sent);
+
+        zmq_send(push, text, strlen(text), 0);
+        free(text);
+    }
+    while (ingest_count(conn, ingest_tag) < events) {
+        if (ingest_now() - started > INGEST_WAIT_S)
+            return -1;
+        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+    }
+    zmq_close(push);
+    zmq_ctx_term(ctx);
+    return (double)events / (ingest_now() - started);
+}
+
+static double ingest_copied(PGconn *conn, long events)
+{
+    static const char row[] = INGEST_ROW;
+    size_t len = (size_t)events * (sizeof(row) - 1);
+    char *data = malloc(len);
+    double started;
+    PGresult *res;
+    int ok;
+
+    if (data == NULL)
+        return -1;
+    for (long i = 0; i < events; i++)
+        memcpy(data + (size_t)i * (sizeof(row) - 1), row, sizeof(row) - 1);
+
+    started = ingest_now();
+    res = PQexec(conn, "COPY audit_logs (user_id, event_type, resource_type, resource_id, action,"
+                       " status, details, ip_address, user_agent, created_at) FROM STDIN");
+    ok = PQresultStatus(res) == PGRES_COPY_IN;
+    PQclear(res);
+    ok = ok && PQputCopyData(conn, data, (int)len) == 1 && PQputCopyEnd(conn, NULL) == 1;
+    res = PQgetResult(conn);
+    ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    while ((res = PQgetResult(conn)) != NULL)
+        PQclear(res);
+    free(data);
+    return ok ? (double)events / (ingest_now() - started) : -1;
+}
+
+int main(int argc, char **argv)
+{
+    PGconn *conn;
+    long events;
+    double pushed;
+    double copied;
+
+    if (argc < 4 || argc > 5 || (events = strtol(argv[3], NULL, 10)) <= 0) {
+        fprintf(stderr, "usage: audit_ingest ENDPOINT DATABASE_URL EVENTS [TAG]\n");
+        return 2;
+    }
+    if (argc == 5)
+        ingest_tag = argv[4];
+    conn = PQconnectdb(argv[2]);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        fprintf(stderr, "audit_ingest: %s", PQerrorMessage(conn));
+        return 1;
+    }
+    pushed = ingest_pushed(argv[1], conn, events);
+    copied = ingest_copied(conn, events);
+    PQfinish(conn);
+    if (pushed <= 0 || copied <= 0) {
+        fprintf(stderr, "audit_ingest: a measurement failed\n");
+        return 1;
+    }
+    printf("ingest %.0f copy %.0f ratio %.2f\n", pushed, copied, pushed / copied);
+    return 0;
+}

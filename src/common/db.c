@@ -225,7 +225,7 @@ int db_exec_script(struct db *db, const char *sql, PGresult **out)
 
 int db_copy_in(struct db *db, const char *sql, const char *data, size_t len)
 {
-    PGresult *res;
+    PGresult *res = NULL;
     int rc = db_exec_script(db, sql, &res);
 
     if (rc != 0)

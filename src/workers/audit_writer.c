@@ -148,9 +148,8 @@ static bool audit_text_row(struct audit_text *t, const json_t *event)
         at_ms = audit_now_ms();
     seconds = (time_t)(at_ms / 1000);
     gmtime_r(&seconds, &tm);
-    snprintf(created, sizeof(created), "%04d-%02d-%02d %02d:%02d:%02d.%03d+00",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (int)(at_ms % 1000));
+    snprintf(created, sizeof(created), "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(at_ms % 1000));
     audit_text_column(t, created, true);
     return true;
 }
@@ -164,7 +163,8 @@ static int audit_copy(struct audit_writer *w, const json_t *events)
     json_t *event;
     int rc;
 
-    json_array_foreach (events, i, event) {
+    json_array_foreach(events, i, event)
+    {
         if (!audit_text_row(&text, event))
             skipped++;
     }
@@ -190,9 +190,9 @@ static bool audit_db_ready(struct audit_writer *w)
     if (w->db != NULL)
         return true;
     w->db = db_new(w->cfg->database_url);
-    if (w->db != NULL && db_prepare(w->db, audit_writer_stmts,
-                                    sizeof(audit_writer_stmts) / sizeof(audit_writer_stmts[0])) !=
-                             0)
+    if (w->db != NULL &&
+        db_prepare(w->db, audit_writer_stmts,
+                   sizeof(audit_writer_stmts) / sizeof(audit_writer_stmts[0])) != 0)
         db_destroy(&w->db);
     return w->db != NULL;
 }
@@ -205,8 +205,8 @@ static int audit_spool_write(struct audit_writer *w, const json_t *events)
     int fd;
     int rc = M360_EIO;
 
-    snprintf(path, sizeof(path), "%s/%013lld-%06llu.json", w->spool_dir,
-             (long long)audit_now_ms(), (unsigned long long)w->spool_seq++);
+    snprintf(path, sizeof(path), "%s/%013lld-%06llu.json", w->spool_dir, (long long)audit_now_ms(),
+             (unsigned long long)w->spool_seq++);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0)
@@ -298,22 +298,24 @@ static int audit_spool_replay(struct audit_writer *w)
 
 /* ---- Batches --------------------------------------------------------------------------- */
 
-/* Moves the first `n` pending events into a new array. */
-static json_t *audit_pending_take(struct audit_writer *w, size_t n)
+/* `count` pending events from `first`, as a new array. */
+static json_t *audit_pending_slice(struct audit_writer *w, size_t first, size_t count)
 {
     json_t *batch = json_array();
 
-    for (size_t i = 0; batch != NULL && i < n; i++)
+    for (size_t i = first; batch != NULL && i < first + count; i++)
         json_array_append(batch, json_array_get(w->pending, i));
     return batch;
 }
 
+/* Forgets the first `n` pending events (written or spooled). */
 static void audit_pending_drop(struct audit_writer *w, size_t n)
 {
-    json_t *rest = json_array();
+    json_t *rest;
 
-    for (size_t i = n; rest != NULL && i < json_array_size(w->pending); i++)
-        json_array_append(rest, json_array_get(w->pending, i));
+    if (n == 0)
+        return;
+    rest = audit_pending_slice(w, n, json_array_size(w->pending) - n);
     if (rest == NULL)
         return;
     json_decref(w->pending);
@@ -328,35 +330,34 @@ static void audit_pending_drop(struct audit_writer *w, size_t n)
 static void audit_flush(struct audit_writer *w, bool spool_all)
 {
     int rc = audit_db_ready(w) ? audit_spool_replay(w) : M360_EUNAVAILABLE;
+    size_t total = json_array_size(w->pending);
+    size_t done = 0;
 
-    while (rc == 0 && json_array_size(w->pending) > 0) {
-        size_t n = json_array_size(w->pending);
-        json_t *batch = audit_pending_take(w, n < AUDIT_WRITER_BATCH ? n : AUDIT_WRITER_BATCH);
+    while (rc == 0 && done < total) {
+        size_t n = total - done < AUDIT_WRITER_BATCH ? total - done : AUDIT_WRITER_BATCH;
+        json_t *batch = audit_pending_slice(w, done, n);
 
         rc = batch != NULL ? audit_copy(w, batch) : M360_ENOMEM;
-        if (rc == 0) {
-            log_info(AUDIT_LOG_MODULE, "event=batch_written events=%zu", json_array_size(batch));
-            audit_pending_drop(w, json_array_size(batch));
-        } else if (rc == M360_EINVAL) {
+        if (rc == M360_EINVAL) {
             /* The database refuses these rows and always will: keep them where an operator
              * can read them, and go on with the rest. */
-            log_err(AUDIT_LOG_MODULE, "event=batch_refused events=%zu", json_array_size(batch));
-            if (audit_spool_write(w, batch) == 0)
-                audit_pending_drop(w, json_array_size(batch));
-            rc = 0;
-            json_decref(batch);
-            break;
+            log_err(AUDIT_LOG_MODULE, "event=batch_refused events=%zu", n);
+            rc = audit_spool_write(w, batch);
+        } else if (rc == 0) {
+            log_info(AUDIT_LOG_MODULE, "event=batch_written events=%zu", n);
         }
+        if (rc == 0)
+            done += n;
         json_decref(batch);
     }
+    audit_pending_drop(w, done);
 
     if (rc != 0 && json_array_size(w->pending) > 0) {
         log_warn(AUDIT_LOG_MODULE, "event=write_failed pending=%zu code=%s",
                  json_array_size(w->pending), err_str(rc));
-        if (spool_all || json_array_size(w->pending) > AUDIT_WRITER_MEMORY_MAX) {
-            if (audit_spool_write(w, w->pending) == 0)
-                audit_pending_drop(w, json_array_size(w->pending));
-        }
+        if ((spool_all || json_array_size(w->pending) > AUDIT_WRITER_MEMORY_MAX) &&
+            audit_spool_write(w, w->pending) == 0)
+            audit_pending_drop(w, json_array_size(w->pending));
     }
     w->pending_since_ms = audit_now_ms();
 }
@@ -376,13 +377,15 @@ static void audit_receive(struct audit_writer *w, const char *data, size_t len)
     json_decref(events);
 }
 
-/* Takes every message waiting on the socket, without blocking. */
-static void audit_drain_socket(struct audit_writer *w)
+/* Takes the messages waiting on the socket, without blocking, until a batch is full (or all
+ * of them, when `all`). */
+static void audit_drain_socket(struct audit_writer *w, bool all)
 {
     zmq_msg_t msg;
 
     zmq_msg_init(&msg);
-    while (zmq_msg_recv(&msg, w->pull, ZMQ_DONTWAIT) >= 0)
+    while ((all || json_array_size(w->pending) < AUDIT_WRITER_BATCH) &&
+           zmq_msg_recv(&msg, w->pull, ZMQ_DONTWAIT) >= 0)
         audit_receive(w, zmq_msg_data(&msg), zmq_msg_size(&msg));
     zmq_msg_close(&msg);
 }
@@ -423,7 +426,7 @@ static void *audit_writer_main(void *arg)
         int64_t now;
 
         zmq_poll(&item, 1, AUDIT_POLL_MS);
-        audit_drain_socket(w);
+        audit_drain_socket(w, false);
 
         now = audit_now_ms();
         if (json_array_size(w->pending) >= AUDIT_WRITER_BATCH ||
@@ -434,7 +437,7 @@ static void *audit_writer_main(void *arg)
     }
 
     /* Whatever was pushed before the stop is taken, and written or spooled. */
-    audit_drain_socket(w);
+    audit_drain_socket(w, true);
     audit_flush(w, true);
     return NULL;
 }

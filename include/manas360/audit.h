@@ -6,9 +6,8 @@
  * audit_logs. It also keeps the partitions: the coming months are created ahead, and months
  * past AUDIT_RETENTION_DAYS are dropped, on a timer.
  *
- * A message is a JSON array of events {user_id, event_type, resource_type, resource_id,
- * action, status, details, ip_address, user_agent, at_ms}; null or absent members are SQL
- * NULL (details: {}; status: "success").
+ * A message is one or more rows rendered by audit_rows_add() (audit_row.h): the producer
+ * pays for rendering, off its request path, and the writer only concatenates and copies.
  *
  * Durability: while the database is down, events wait in memory up to
  * AUDIT_WRITER_MEMORY_MAX, then in files under MANAS360_VAR_DIR/audit-spool, and are written

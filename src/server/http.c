@@ -19,6 +19,7 @@
 #include <zmq.h>
 
 #include "http_internal.h"
+#include "manas360/audit_row.h"
 #include "manas360/err.h"
 #include "manas360/log.h"
 #include "manas360/metrics.h"
@@ -438,22 +439,27 @@ static void http_activity_flush(struct http_server *server, struct pool_client *
     }
 }
 
-/* Pushes queued audit events to the audit writer; what cannot be sent now waits. */
+/* Pushes queued audit events to the audit writer as COPY rows; what cannot be sent now
+ * waits in the queue. */
 static void http_audit_flush(struct http_server *server, void *push)
 {
+    struct audit_rows rows = {0};
     json_t *events;
 
-    while ((events = audit_queue_take(server->audit)) != NULL) {
-        char *text = push != NULL ? json_dumps(events, JSON_COMPACT) : NULL;
-        bool sent = text != NULL && zmq_send(push, text, strlen(text), ZMQ_DONTWAIT) >= 0;
+    while (push != NULL && (events = audit_queue_take(server->audit)) != NULL) {
+        size_t i;
+        json_t *event;
 
-        free(text);
-        if (!sent) {
+        audit_rows_reset(&rows);
+        json_array_foreach(events, i, event) audit_rows_add(&rows, event);
+        if (rows.failed ||
+            (rows.len > 0 && zmq_send(push, rows.data, rows.len, ZMQ_DONTWAIT) < 0)) {
             audit_queue_requeue(server->audit, events);
-            return;
+            break;
         }
         json_decref(events);
     }
+    audit_rows_release(&rows);
 }
 
 /*

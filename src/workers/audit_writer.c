@@ -15,9 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
 #include <zmq.h>
 
+#include "manas360/audit_row.h"
 #include "manas360/db.h"
 #include "manas360/err.h"
 #include "manas360/log.h"
@@ -26,9 +26,6 @@
 #define AUDIT_POLL_MS 50
 #define AUDIT_SPOOL_DIR "audit-spool"
 #define AUDIT_PATH_MAX 1024
-#define AUDIT_COPY_SQL                                                                             \
-    "COPY audit_logs (user_id, event_type, resource_type, resource_id, action, status, details,"   \
-    " ip_address, user_agent, created_at) FROM STDIN"
 
 /* clang-format off */
 static const struct db_stmt audit_writer_stmts[] = {
@@ -47,7 +44,8 @@ struct audit_writer {
     pthread_t thread;
     bool started;
     atomic_bool stopping;
-    json_t *pending; /* events received and not yet written, oldest first */
+    struct audit_rows pending; /* rows received and not yet written, oldest first */
+    bool writing;              /* the last write worked: take a batch at a time */
     int64_t pending_since_ms;
     int64_t retention_due_ms;
     char spool_dir[AUDIT_PATH_MAX];
@@ -62,124 +60,12 @@ static int64_t audit_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- COPY text ------------------------------------------------------------------------- */
-
-/* A growing buffer; `failed` once an allocation failed. */
-struct audit_text {
-    char *data;
-    size_t len;
-    size_t cap;
-    bool failed;
-};
-
-static void audit_text_put(struct audit_text *t, const char *bytes, size_t n)
+/* Writes `rows` with one COPY. */
+static int audit_copy(struct audit_writer *w, const struct audit_rows *rows)
 {
-    if (t->failed)
-        return;
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap > 0 ? t->cap : 65536;
-        char *grown;
-
-        while (t->len + n + 1 > cap)
-            cap *= 2;
-        grown = realloc(t->data, cap);
-        if (grown == NULL) {
-            t->failed = true;
-            return;
-        }
-        t->data = grown;
-        t->cap = cap;
-    }
-    memcpy(t->data + t->len, bytes, n);
-    t->len += n;
-}
-
-/* One column in the COPY text format: \N for NULL, the escapes for what would break a row. */
-static void audit_text_column(struct audit_text *t, const char *value, bool last)
-{
-    if (value == NULL) {
-        audit_text_put(t, "\\N", 2);
-    } else {
-        for (const char *p = value; *p != '\0'; p++) {
-            const char *escaped = *p == '\\'   ? "\\\\"
-                                  : *p == '\t' ? "\\t"
-                                  : *p == '\n' ? "\\n"
-                                  : *p == '\r' ? "\\r"
-                                               : NULL;
-
-            if (escaped != NULL)
-                audit_text_put(t, escaped, 2);
-            else
-                audit_text_put(t, p, 1);
-        }
-    }
-    audit_text_put(t, last ? "\n" : "\t", 1);
-}
-
-/* One event as one COPY row; false when it is not an object with an event type. */
-static bool audit_text_row(struct audit_text *t, const json_t *event)
-{
-    static const char *const text_columns[] = {"user_id",     "event_type", "resource_type",
-                                               "resource_id", "action",     "status"};
-    const json_t *details = json_object_get(event, "details");
-    json_int_t at_ms = json_integer_value(json_object_get(event, "at_ms"));
-    char *details_text;
-    char created[48];
-    time_t seconds;
-    struct tm tm;
-
-    if (!json_is_object(event) || json_string_value(json_object_get(event, "event_type")) == NULL)
-        return false;
-    for (size_t i = 0; i < sizeof(text_columns) / sizeof(text_columns[0]); i++) {
-        const char *value = json_string_value(json_object_get(event, text_columns[i]));
-
-        if (i == 5 && value == NULL)
-            value = "success";
-        audit_text_column(t, value, false);
-    }
-
-    details_text = json_is_object(details) ? json_dumps(details, JSON_COMPACT) : NULL;
-    audit_text_column(t, details_text != NULL ? details_text : "{}", false);
-    free(details_text);
-    audit_text_column(t, json_string_value(json_object_get(event, "ip_address")), false);
-    audit_text_column(t, json_string_value(json_object_get(event, "user_agent")), false);
-
-    if (at_ms <= 0)
-        at_ms = audit_now_ms();
-    seconds = (time_t)(at_ms / 1000);
-    gmtime_r(&seconds, &tm);
-    snprintf(created, sizeof(created), "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(at_ms % 1000));
-    audit_text_column(t, created, true);
-    return true;
-}
-
-/* Writes `events` (an array) with one COPY. Rows that are not events are logged and left out. */
-static int audit_copy(struct audit_writer *w, const json_t *events)
-{
-    struct audit_text text = {0};
-    size_t skipped = 0;
-    size_t i;
-    json_t *event;
-    int rc;
-
-    json_array_foreach(events, i, event)
-    {
-        if (!audit_text_row(&text, event))
-            skipped++;
-    }
-    if (skipped > 0)
-        log_err(AUDIT_LOG_MODULE, "event=malformed_events_skipped events=%zu", skipped);
-    if (text.failed) {
-        free(text.data);
-        return M360_ENOMEM;
-    }
-    if (text.len == 0)
+    if (rows->len == 0)
         return 0;
-
-    rc = db_copy_in(w->db, AUDIT_COPY_SQL, text.data, text.len);
-    free(text.data);
-    return rc;
+    return db_copy_in(w->db, AUDIT_ROWS_COPY_SQL, rows->data, rows->len);
 }
 
 /* ---- The database and the spool --------------------------------------------------------- */
@@ -197,21 +83,21 @@ static bool audit_db_ready(struct audit_writer *w)
     return w->db != NULL;
 }
 
-/* Writes `events` to a new spool file: written whole under a temporary name, then renamed. */
-static int audit_spool_write(struct audit_writer *w, const json_t *events)
+/* Writes `rows` to a new spool file: written whole under a temporary name, then renamed. */
+static int audit_spool_write(struct audit_writer *w, const struct audit_rows *rows)
 {
     char tmp[AUDIT_PATH_MAX + 128];
     char path[AUDIT_PATH_MAX + 64];
     int fd;
     int rc = M360_EIO;
 
-    snprintf(path, sizeof(path), "%s/%013lld-%06llu.json", w->spool_dir, (long long)audit_now_ms(),
+    snprintf(path, sizeof(path), "%s/%013lld-%06llu.rows", w->spool_dir, (long long)audit_now_ms(),
              (unsigned long long)w->spool_seq++);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0)
         goto done;
-    if (json_dumpfd(events, fd, JSON_COMPACT) == 0 && fsync(fd) == 0)
+    if (write(fd, rows->data, rows->len) == (ssize_t)rows->len && fsync(fd) == 0)
         rc = 0;
     close(fd);
     if (rc == 0 && rename(tmp, path) != 0)
@@ -220,12 +106,32 @@ static int audit_spool_write(struct audit_writer *w, const json_t *events)
 done:
     if (rc != 0) {
         unlink(tmp);
-        log_err(AUDIT_LOG_MODULE, "event=spool_write_failed events=%zu errno=%d",
-                json_array_size(events), errno);
+        log_err(AUDIT_LOG_MODULE, "event=spool_write_failed events=%zu errno=%d", rows->count,
+                errno);
     } else {
-        log_warn(AUDIT_LOG_MODULE, "event=spooled events=%zu", json_array_size(events));
+        log_warn(AUDIT_LOG_MODULE, "event=spooled events=%zu", rows->count);
     }
     return rc;
+}
+
+/* Reads a spool file into `rows`; false when it cannot be read, or is not whole rows. */
+static bool audit_spool_read(const char *path, struct audit_rows *rows)
+{
+    FILE *file = fopen(path, "rb");
+    char *data = NULL;
+    long size = -1;
+    bool ok = false;
+
+    if (file != NULL && fseek(file, 0, SEEK_END) == 0)
+        size = ftell(file);
+    if (size > 0 && fseek(file, 0, SEEK_SET) == 0)
+        data = malloc((size_t)size);
+    if (data != NULL && fread(data, 1, (size_t)size, file) == (size_t)size)
+        ok = audit_rows_append(rows, data, (size_t)size);
+    free(data);
+    if (file != NULL)
+        fclose(file);
+    return ok;
 }
 
 static int audit_name_compare(const void *a, const void *b)
@@ -245,7 +151,7 @@ static char **audit_spool_list(const struct audit_writer *w, size_t *count)
     while (dir != NULL && (entry = readdir(dir)) != NULL) {
         size_t len = strlen(entry->d_name);
 
-        if (len < 6 || strcmp(entry->d_name + len - 5, ".json") != 0)
+        if (len < 6 || strcmp(entry->d_name + len - 5, ".rows") != 0)
             continue;
         if (*count == cap) {
             char **grown = realloc(names, (cap = cap > 0 ? cap * 2 : 16) * sizeof(*names));
@@ -275,21 +181,19 @@ static int audit_spool_replay(struct audit_writer *w)
 
     for (size_t i = 0; i < count; i++) {
         char path[AUDIT_PATH_MAX + 300];
-        json_t *events;
+        struct audit_rows rows = {0};
 
         snprintf(path, sizeof(path), "%s/%s", w->spool_dir, names[i]);
-        events = rc == 0 ? json_load_file(path, 0, NULL) : NULL;
-        if (rc == 0 && !json_is_array(events)) {
+        if (rc == 0 && !audit_spool_read(path, &rows)) {
             log_err(AUDIT_LOG_MODULE, "event=spool_file_unreadable file=%s", names[i]);
         } else if (rc == 0) {
-            rc = audit_copy(w, events);
+            rc = audit_copy(w, &rows);
             if (rc == 0) {
                 unlink(path);
-                log_notice(AUDIT_LOG_MODULE, "event=spool_replayed events=%zu",
-                           json_array_size(events));
+                log_notice(AUDIT_LOG_MODULE, "event=spool_replayed events=%zu", rows.count);
             }
         }
-        json_decref(events);
+        audit_rows_release(&rows);
         free(names[i]);
     }
     free(names);
@@ -298,95 +202,48 @@ static int audit_spool_replay(struct audit_writer *w)
 
 /* ---- Batches --------------------------------------------------------------------------- */
 
-/* `count` pending events from `first`, as a new array. */
-static json_t *audit_pending_slice(struct audit_writer *w, size_t first, size_t count)
-{
-    json_t *batch = json_array();
-
-    for (size_t i = first; batch != NULL && i < first + count; i++)
-        json_array_append(batch, json_array_get(w->pending, i));
-    return batch;
-}
-
-/* Forgets the first `n` pending events (written or spooled). */
-static void audit_pending_drop(struct audit_writer *w, size_t n)
-{
-    json_t *rest;
-
-    if (n == 0)
-        return;
-    rest = audit_pending_slice(w, n, json_array_size(w->pending) - n);
-    if (rest == NULL)
-        return;
-    json_decref(w->pending);
-    w->pending = rest;
-}
-
 /*
- * Writes what waits: the spool first, then the pending events in batches. When the database
- * is down and more than AUDIT_WRITER_MEMORY_MAX events wait (or `spool_all`, at stop), the
- * pending events go to the spool instead.
+ * Writes what waits: the spool first, then the pending rows. When the database is down and
+ * more than AUDIT_WRITER_MEMORY_MAX rows wait (or `spool_all`, at stop), they go to the spool
+ * instead. Rows the database refuses outright are spooled for an operator.
  */
 static void audit_flush(struct audit_writer *w, bool spool_all)
 {
     int rc = audit_db_ready(w) ? audit_spool_replay(w) : M360_EUNAVAILABLE;
-    size_t total = json_array_size(w->pending);
-    size_t done = 0;
 
-    while (rc == 0 && done < total) {
-        size_t n = total - done < AUDIT_WRITER_BATCH ? total - done : AUDIT_WRITER_BATCH;
-        json_t *batch = audit_pending_slice(w, done, n);
+    if (rc == 0)
+        rc = audit_copy(w, &w->pending);
+    w->writing = rc == 0;
+    if (rc == 0 && w->pending.count > 0)
+        log_info(AUDIT_LOG_MODULE, "event=batch_written events=%zu", w->pending.count);
+    if (rc == M360_EINVAL)
+        log_err(AUDIT_LOG_MODULE, "event=batch_refused events=%zu", w->pending.count);
+    if (rc != 0 && w->pending.count > 0 && rc != M360_EINVAL)
+        log_warn(AUDIT_LOG_MODULE, "event=write_failed pending=%zu code=%s", w->pending.count,
+                 err_str(rc));
 
-        rc = batch != NULL ? audit_copy(w, batch) : M360_ENOMEM;
-        if (rc == M360_EINVAL) {
-            /* The database refuses these rows and always will: keep them where an operator
-             * can read them, and go on with the rest. */
-            log_err(AUDIT_LOG_MODULE, "event=batch_refused events=%zu", n);
-            rc = audit_spool_write(w, batch);
-        } else if (rc == 0) {
-            log_info(AUDIT_LOG_MODULE, "event=batch_written events=%zu", n);
-        }
-        if (rc == 0)
-            done += n;
-        json_decref(batch);
-    }
-    audit_pending_drop(w, done);
-
-    if (rc != 0 && json_array_size(w->pending) > 0) {
-        log_warn(AUDIT_LOG_MODULE, "event=write_failed pending=%zu code=%s",
-                 json_array_size(w->pending), err_str(rc));
-        if ((spool_all || json_array_size(w->pending) > AUDIT_WRITER_MEMORY_MAX) &&
-            audit_spool_write(w, w->pending) == 0)
-            audit_pending_drop(w, json_array_size(w->pending));
-    }
+    if (rc == 0 ||
+        ((rc == M360_EINVAL || spool_all || w->pending.count > AUDIT_WRITER_MEMORY_MAX) &&
+         w->pending.count > 0 && audit_spool_write(w, &w->pending) == 0))
+        audit_rows_reset(&w->pending);
     w->pending_since_ms = audit_now_ms();
 }
 
-/* Adds the events of one message; a message that is not an array of events is logged. */
-static void audit_receive(struct audit_writer *w, const char *data, size_t len)
-{
-    json_t *events = json_loadb(data, len, 0, NULL);
-
-    if (!json_is_array(events)) {
-        log_err(AUDIT_LOG_MODULE, "event=malformed_message bytes=%zu", len);
-    } else {
-        if (json_array_size(w->pending) == 0)
-            w->pending_since_ms = audit_now_ms();
-        json_array_extend(w->pending, events);
-    }
-    json_decref(events);
-}
-
-/* Takes the messages waiting on the socket, without blocking, until a batch is full (or all
- * of them, when `all`). */
-static void audit_drain_socket(struct audit_writer *w, bool all)
+/* Takes the messages waiting on the socket, without blocking: a batch at a time while writes
+ * work, everything while they do not (or when `all`), so producers never wait on a database
+ * that is down. */
+static void audit_receive(struct audit_writer *w, bool all)
 {
     zmq_msg_t msg;
 
     zmq_msg_init(&msg);
-    while ((all || json_array_size(w->pending) < AUDIT_WRITER_BATCH) &&
-           zmq_msg_recv(&msg, w->pull, ZMQ_DONTWAIT) >= 0)
-        audit_receive(w, zmq_msg_data(&msg), zmq_msg_size(&msg));
+    while ((all || !w->writing || w->pending.count < AUDIT_WRITER_BATCH) &&
+           zmq_msg_recv(&msg, w->pull, ZMQ_DONTWAIT) >= 0) {
+        if (w->pending.count == 0)
+            w->pending_since_ms = audit_now_ms();
+        if (!audit_rows_append(&w->pending, zmq_msg_data(&msg), zmq_msg_size(&msg)))
+            log_err(AUDIT_LOG_MODULE, "event=malformed_message bytes=%zu", zmq_msg_size(&msg));
+    }
     zmq_msg_close(&msg);
 }
 
@@ -426,10 +283,10 @@ static void *audit_writer_main(void *arg)
         int64_t now;
 
         zmq_poll(&item, 1, AUDIT_POLL_MS);
-        audit_drain_socket(w, false);
+        audit_receive(w, false);
 
         now = audit_now_ms();
-        if (json_array_size(w->pending) >= AUDIT_WRITER_BATCH ||
+        if (w->pending.count >= AUDIT_WRITER_BATCH ||
             now - w->pending_since_ms >= AUDIT_WRITER_FLUSH_MS)
             audit_flush(w, false);
         if (now >= w->retention_due_ms && audit_db_ready(w))
@@ -437,7 +294,7 @@ static void *audit_writer_main(void *arg)
     }
 
     /* Whatever was pushed before the stop is taken, and written or spooled. */
-    audit_drain_socket(w, true);
+    audit_receive(w, true);
     audit_flush(w, true);
     return NULL;
 }
@@ -451,13 +308,13 @@ struct audit_writer *audit_writer_new(void *zmq_ctx, const struct cfg *cfg)
         return NULL;
     w->cfg = cfg;
     atomic_init(&w->stopping, false);
-    w->pending = json_array();
+    w->writing = true;
     snprintf(w->spool_dir, sizeof(w->spool_dir), "%s/%s", cfg->var_dir, AUDIT_SPOOL_DIR);
     if (mkdir(w->spool_dir, 0700) != 0 && errno != EEXIST)
         log_warn(AUDIT_LOG_MODULE, "event=spool_dir_failed errno=%d", errno);
 
     w->pull = zmq_socket(zmq_ctx, ZMQ_PULL);
-    if (w->pull == NULL || w->pending == NULL)
+    if (w->pull == NULL)
         goto fail;
     zmq_setsockopt(w->pull, ZMQ_LINGER, &linger, sizeof(linger));
     if (zmq_bind(w->pull, cfg->audit_ingest_endpoint) != 0) {
@@ -490,7 +347,7 @@ void audit_writer_destroy(struct audit_writer **writer)
     if (w->pull != NULL)
         zmq_close(w->pull);
     db_destroy(&w->db);
-    json_decref(w->pending);
+    audit_rows_release(&w->pending);
     free(w);
     *writer = NULL;
 }

@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 #include <zmq.h>
 
+#include "manas360/audit_row.h"
 #include "test_support.h"
 
 #define PASSWORD "correct horse battery"
@@ -51,19 +52,19 @@ static void events_push(const char *batch, int messages)
     zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof(linger));
     cr_assert_eq(zmq_connect(push, ingest_endpoint), 0);
     for (int m = 0; m < messages; m++) {
-        json_t *events = json_array();
-        char *text;
+        struct audit_rows rows = {0};
 
-        for (int i = 0; i < EVENTS_PER_MESSAGE; i++)
-            json_array_append_new(events, json_pack("{s:s, s:s, s:s, s:{s:s, s:i}, s:s, s:s}",
-                                                    "event_type", "permission_denied", "status",
-                                                    "failure", "resource_type", "route", "details",
-                                                    "batch", batch, "n", m * EVENTS_PER_MESSAGE + i,
-                                                    "ip_address", "127.0.0.1", "action", "GET"));
-        text = json_dumps(events, JSON_COMPACT);
-        cr_assert_eq(zmq_send(push, text, strlen(text), 0), (int)strlen(text));
-        free(text);
-        json_decref(events);
+        for (int i = 0; i < EVENTS_PER_MESSAGE; i++) {
+            json_t *event = json_pack(
+                "{s:s, s:s, s:s, s:{s:s, s:i}, s:s, s:s}", "event_type", "permission_denied",
+                "status", "failure", "resource_type", "route", "details", "batch", batch, "n",
+                m * EVENTS_PER_MESSAGE + i, "ip_address", "127.0.0.1", "action", "GET");
+
+            cr_assert(audit_rows_add(&rows, event));
+            json_decref(event);
+        }
+        cr_assert_eq(zmq_send(push, rows.data, rows.len, 0), (int)rows.len);
+        audit_rows_release(&rows);
     }
     zmq_close(push);
     zmq_ctx_term(ctx); /* returns once everything was sent, or the linger passed */
@@ -107,7 +108,7 @@ static int spool_files(void)
     snprintf(path, sizeof(path), "%s/audit-spool", server.var_dir);
     dir = opendir(path);
     while (dir != NULL && (entry = readdir(dir)) != NULL)
-        count += strstr(entry->d_name, ".json") != NULL;
+        count += strstr(entry->d_name, ".rows") != NULL;
     if (dir != NULL)
         closedir(dir);
     return count;

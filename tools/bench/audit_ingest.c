@@ -4,9 +4,9 @@
  *
  *   audit_ingest ENDPOINT DATABASE_URL EVENTS [TAG]
  *
- * 1. Pushes EVENTS permission_denied events to the audit writer at ENDPOINT, in messages of
- *    the size a front end sends, as fast as ZeroMQ takes them, and waits until all are
- *    committed in audit_logs: the end-to-end rate.
+ * 1. Pushes EVENTS permission_denied events to the audit writer at ENDPOINT, rendered as a
+ *    front end renders them (src/common/audit_row.c) in messages of the size it sends, as
+ *    fast as ZeroMQ takes them, and waits until all are committed: the end-to-end rate.
  * 2. Writes the same number of rows with one COPY on its own connection: the plain rate.
  * Prints "ingest EPS copy RPS ratio R" on one line.
  */
@@ -18,6 +18,8 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <zmq.h>
+
+#include "manas360/audit_row.h"
 
 #define INGEST_MESSAGE_EVENTS 500
 #define INGEST_WAIT_S 300
@@ -46,26 +48,26 @@ static long ingest_count(PGconn *conn, const char *batch)
     return n;
 }
 
-/* One message of events, as the front end renders it. */
 static const char *ingest_tag = "ingest"; /* details.batch of the pushed events */
 
-static char *ingest_message(long first)
+/* One message of events, rendered as the front end renders them. */
+static char *ingest_message(long first, size_t *len)
 {
-    json_t *events = json_array();
-    char *text;
+    struct audit_rows rows = {0};
 
-    for (long i = 0; i < INGEST_MESSAGE_EVENTS; i++)
-        json_array_append_new(
-            events,
-            json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:I}, s:s, s:s, s:I}",
-                      "event_type", "permission_denied", "resource_type", "route", "resource_id",
-                      "/api/admin/users", "action", "GET", "status", "failure", "details", "reason",
-                      "permission", "route", "/api/admin/users", "batch", ingest_tag, "n",
-                      (json_int_t)(first + i), "ip_address", "127.0.0.1", "user_agent", "bench",
-                      "at_ms", (json_int_t)time(NULL) * 1000));
-    text = json_dumps(events, JSON_COMPACT);
-    json_decref(events);
-    return text;
+    for (long i = 0; i < INGEST_MESSAGE_EVENTS; i++) {
+        json_t *event = json_pack(
+            "{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:I}, s:s, s:s, s:I}", "event_type",
+            "permission_denied", "resource_type", "route", "resource_id", "/api/admin/users",
+            "action", "GET", "status", "failure", "details", "reason", "permission", "route",
+            "/api/admin/users", "batch", ingest_tag, "n", (json_int_t)(first + i), "ip_address",
+            "127.0.0.1", "user_agent", "bench", "at_ms", (json_int_t)time(NULL) * 1000);
+
+        audit_rows_add(&rows, event);
+        json_decref(event);
+    }
+    *len = rows.len;
+    return rows.failed ? (free(rows.data), NULL) : rows.data;
 }
 
 static double ingest_pushed(const char *endpoint, PGconn *conn, long events)
@@ -80,10 +82,12 @@ static double ingest_pushed(const char *endpoint, PGconn *conn, long events)
         return -1;
     started = ingest_now();
     for (long sent = 0; sent < events; sent += INGEST_MESSAGE_EVENTS) {
-        char *text = ingest_message(sent);
+        size_t len = 0;
+        char *rows = ingest_message(sent, &len);
 
-        zmq_send(push, text, strlen(text), 0);
-        free(text);
+        if (rows != NULL)
+            zmq_send(push, rows, len, 0);
+        free(rows);
     }
     while (ingest_count(conn, ingest_tag) < events) {
         if (ingest_now() - started > INGEST_WAIT_S)

@@ -111,8 +111,8 @@ quiet "$logs/cc.log" cc $CFLAGS_BENCH -o "$logs/bin/bare_server" tools/bench/bar
 quiet "$logs/cc.log" cc $CFLAGS_BENCH -o "$logs/bin/hash_rate" tools/bench/hash_rate.c \
     $(pkg-config --cflags --libs libsodium) -lpthread
 # shellcheck disable=SC2086,SC2046 # word lists on purpose
-quiet "$logs/cc.log" cc $CFLAGS_BENCH -o "$logs/bin/audit_ingest" tools/bench/audit_ingest.c \
-    $(pkg-config --cflags --libs libzmq jansson libpq)
+quiet "$logs/cc.log" cc $CFLAGS_BENCH -Iinclude -o "$logs/bin/audit_ingest" \
+    tools/bench/audit_ingest.c src/common/audit_row.c $(pkg-config --cflags --libs libzmq jansson libpq)
 
 # Measured before anything else runs, so it has both cores as a login would: after the
 # login scenario the server is still hashing the logins wrk left queued.

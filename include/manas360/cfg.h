@@ -57,6 +57,7 @@ struct cfg {
     char *auth_endpoint;          /* AUTH_POOL_ENDPOINT */
     char *billing_endpoint;       /* BILLING_POOL_ENDPOINT */
     char *audit_endpoint;         /* AUDIT_POOL_ENDPOINT */
+    char *audit_ingest_endpoint;  /* AUDIT_INGEST_ENDPOINT: where audit events are pushed */
     char *notifier_endpoint;      /* NOTIFIER_POOL_ENDPOINT */
     int64_t pool_timeout_s;       /* POOL_TIMEOUT: a pool silent this long gets a 503 */
     int audit_retention_days;     /* AUDIT_RETENTION_DAYS */

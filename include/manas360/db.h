@@ -56,6 +56,13 @@ int db_exec(struct db *db, const char *name, int nparams, const char *const *par
 int db_exec_script(struct db *db, const char *sql, PGresult **out);
 
 /*
+ * Runs `sql`, a constant `COPY ... FROM STDIN` statement, and sends `len` bytes of `data` in
+ * the COPY text format as its rows, all or nothing. Same codes as db_exec; a connection lost
+ * before the COPY began is re-opened first.
+ */
+int db_copy_in(struct db *db, const char *sql, const char *data, size_t len);
+
+/*
  * Runs `body` inside BEGIN ... COMMIT. A non-zero return from body rolls back and is
  * returned. A serialization failure or deadlock retries the whole body, a few times.
  */

@@ -68,6 +68,8 @@ static const struct cfg_var cfg_vars[] = {
     {"BILLING_POOL_ENDPOINT", CFG_ENDPOINT, CFG_FIELD(billing_endpoint), "inproc://pool-billing", 0,
      0},
     {"AUDIT_POOL_ENDPOINT", CFG_ENDPOINT, CFG_FIELD(audit_endpoint), "inproc://pool-audit", 0, 0},
+    {"AUDIT_INGEST_ENDPOINT", CFG_ENDPOINT, CFG_FIELD(audit_ingest_endpoint),
+     "inproc://audit-ingest", 0, 0},
     {"NOTIFIER_POOL_ENDPOINT", CFG_ENDPOINT, CFG_FIELD(notifier_endpoint), "inproc://pool-notifier",
      0, 0},
     {"POOL_TIMEOUT", CFG_DURATION, CFG_FIELD(pool_timeout_s), "5s", 1, 300},

@@ -223,6 +223,32 @@ int db_exec_script(struct db *db, const char *sql, PGresult **out)
     return db_exec_any(db, NULL, sql, 0, NULL, out);
 }
 
+int db_copy_in(struct db *db, const char *sql, const char *data, size_t len)
+{
+    PGresult *res = NULL;
+    int rc = db_exec_script(db, sql, &res);
+
+    if (rc != 0)
+        return rc;
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        PQclear(res);
+        return M360_EINTERNAL;
+    }
+    PQclear(res);
+
+    /* Blocking connection: each call sends all it is given, or fails. */
+    if (PQputCopyData(db->conn, data, (int)len) != 1 || PQputCopyEnd(db->conn, NULL) != 1)
+        return db_fail(db, "copy", NULL);
+    res = PQgetResult(db->conn);
+    rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : db_fail(db, "copy", res);
+    if (rc == 0)
+        PQclear(res);
+    /* Drain what is left of the exchange, so the connection is ready for the next. */
+    while ((res = PQgetResult(db->conn)) != NULL)
+        PQclear(res);
+    return rc;
+}
+
 static bool db_retryable(const struct db *db)
 {
     return strcmp(db->sqlstate, "40001") == 0 || strcmp(db->sqlstate, "40P01") == 0;

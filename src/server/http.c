@@ -16,8 +16,10 @@
 #include <civetweb.h>
 #include <jansson.h>
 #include <sodium.h>
+#include <zmq.h>
 
 #include "http_internal.h"
+#include "manas360/audit_row.h"
 #include "manas360/err.h"
 #include "manas360/log.h"
 #include "manas360/metrics.h"
@@ -27,6 +29,7 @@
 #define HTTP_KEEP_ALIVE_TIMEOUT_MS "15000"
 #define HTTP_ACTIVITY_FLUSH_MS 5000
 #define HTTP_HOUSEKEEPING_TICK_MS 100
+#define HTTP_AUDIT_LINGER_MS 2000
 #define HTTP_ACTIVITY_BATCH 1000
 #define HTTP_DRAIN_MS 10000     /* how long shutdown waits for requests in flight */
 #define HTTP_WATCH_WAIT_MS 5000 /* how long start waits for the LISTEN connection */
@@ -436,26 +439,51 @@ static void http_activity_flush(struct http_server *server, struct pool_client *
     }
 }
 
-/* Sends queued audit events to the audit pool; a batch that fails waits for the next turn. */
-static void http_audit_flush(struct http_server *server, struct pool_client *client)
+/* Pushes queued audit events to the audit writer as COPY rows; what cannot be sent now
+ * waits in the queue. */
+static void http_audit_flush(struct http_server *server, void *push)
 {
+    struct audit_rows rows = {0};
     json_t *events;
 
-    while ((events = audit_queue_take(server->audit)) != NULL) {
-        json_t *body = json_pack("{s:O}", "events", events);
-        int rc = body != NULL ? http_internal_call(client, (int)server->cfg->pool_timeout_s * 1000,
-                                                   "audit.append", body, NULL)
-                              : M360_ENOMEM;
+    while (push != NULL && (events = audit_queue_take(server->audit)) != NULL) {
+        size_t i;
+        json_t *event;
 
-        json_decref(body);
-        if (rc != 0) {
-            log_warn(HTTP_LOG_MODULE, "event=audit_flush_failed events=%zu code=%s",
-                     json_array_size(events), err_str(rc));
+        audit_rows_reset(&rows);
+        json_array_foreach(events, i, event) audit_rows_add(&rows, event);
+        if (rows.failed ||
+            (rows.len > 0 && zmq_send(push, rows.data, rows.len, ZMQ_DONTWAIT) < 0)) {
             audit_queue_requeue(server->audit, events);
-            return;
+            break;
         }
         json_decref(events);
     }
+    audit_rows_release(&rows);
+}
+
+/*
+ * A PUSH socket to the audit writer. Messages queue only for a connected writer, so while
+ * there is none, events wait in the bounded queue here; on close, what was sent is still
+ * delivered for up to HTTP_AUDIT_LINGER_MS.
+ */
+static void *http_audit_push_new(struct http_server *server)
+{
+    void *push = zmq_socket(server->zmq_ctx, ZMQ_PUSH);
+    int immediate = 1;
+    int linger = HTTP_AUDIT_LINGER_MS;
+
+    if (push == NULL)
+        return NULL;
+    zmq_setsockopt(push, ZMQ_IMMEDIATE, &immediate, sizeof(immediate));
+    zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof(linger));
+    if (zmq_connect(push, server->cfg->audit_ingest_endpoint) != 0) {
+        log_err(HTTP_LOG_MODULE, "event=audit_connect_failed endpoint=%s",
+                server->cfg->audit_ingest_endpoint);
+        zmq_close(push);
+        return NULL;
+    }
+    return push;
 }
 
 /*
@@ -468,6 +496,7 @@ static void *http_housekeeping_main(void *arg)
     struct pool_client *clients[HTTP_POOLS] = {NULL};
     struct http_quota_link link = {NULL, (int)server->cfg->pool_timeout_s * 1000};
     struct quota_backend backend;
+    void *audit_push = http_audit_push_new(server);
     bool last = false;
     int64_t ticks = 0;
 
@@ -485,11 +514,13 @@ static void *http_housekeeping_main(void *arg)
         if ((last || ticks % (HTTP_ACTIVITY_FLUSH_MS / HTTP_HOUSEKEEPING_TICK_MS) == 0) &&
             clients[HTTP_POOL_AUTH] != NULL)
             http_activity_flush(server, clients[HTTP_POOL_AUTH]);
-        http_audit_flush(server, clients[HTTP_POOL_AUDIT]);
+        http_audit_flush(server, audit_push);
     }
 
     for (int i = 0; i < HTTP_POOLS; i++)
         pool_client_destroy(&clients[i]);
+    if (audit_push != NULL)
+        zmq_close(audit_push);
     return NULL;
 }
 

@@ -90,6 +90,13 @@ int serve_check_endpoints(const struct cfg *cfg, unsigned parts, FILE *problems)
             count++;
         }
     }
+    /* Audit events travel on an endpoint of their own, from front ends to the audit part. */
+    if ((parts & (SERVE_FRONT_END | SERVE_POOL_AUDIT)) &&
+        strncmp(cfg->audit_ingest_endpoint, "inproc://", 9) == 0) {
+        fprintf(problems, "config: AUDIT_INGEST_ENDPOINT: must be a tcp:// or ipc:// endpoint "
+                          "when parts of the server run in separate processes\n");
+        count++;
+    }
     return count == 0 ? 0 : M360_EINVAL;
 }
 
@@ -131,6 +138,7 @@ int serve_run(const struct cfg *cfg, unsigned parts)
     struct pool *pools[SERVE_POOL_COUNT] = {NULL};
     struct http_server *server = NULL;
     struct notify_sender *sender = NULL;
+    struct audit_writer *audit_writer = NULL;
     sigset_t stop_signals;
     void *zmq_ctx = NULL;
     int rc;
@@ -163,6 +171,11 @@ int serve_run(const struct cfg *cfg, unsigned parts)
         if (sender == NULL)
             rc = M360_EINTERNAL;
     }
+    if (rc == 0 && (parts & SERVE_POOL_AUDIT)) {
+        audit_writer = audit_writer_new(zmq_ctx, cfg);
+        if (audit_writer == NULL)
+            rc = M360_EUNAVAILABLE;
+    }
     if (rc == 0 && (parts & SERVE_FRONT_END)) {
         server = http_server_new(cfg, zmq_ctx);
         if (server == NULL)
@@ -176,9 +189,11 @@ int serve_run(const struct cfg *cfg, unsigned parts)
         serve_wait(&stop_signals);
     }
 
-    /* Front end first: its in-flight requests still need the pools to answer them. */
+    /* Front end first: its in-flight requests still need the pools to answer them, and the
+     * audit events it pushes on the way out still need the writer. */
     http_server_destroy(&server);
     notify_sender_destroy(&sender);
+    audit_writer_destroy(&audit_writer);
     for (int i = SERVE_POOL_COUNT - 1; i >= 0; i--)
         pool_destroy(&pools[i]);
     if (zmq_ctx != NULL)

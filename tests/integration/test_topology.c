@@ -25,8 +25,8 @@ static const char *const pool_names[] = {"AUTH", "BILLING", "AUDIT", "NOTIFIER"}
 static struct tsupport_server server;
 static pid_t pools_pid = -1;
 static char pools_log[600];
-static char endpoint_env[4][96];
-static const char *split_env[6];
+static char endpoint_env[5][96];
+static const char *split_env[7];
 
 static void topology_setup(void)
 {
@@ -36,8 +36,11 @@ static void topology_setup(void)
                  pool_names[i], tsupport_free_port());
         split_env[i] = endpoint_env[i];
     }
-    split_env[4] = "POOL_TIMEOUT=2s";
-    split_env[5] = NULL;
+    snprintf(endpoint_env[4], sizeof(endpoint_env[4]), "AUDIT_INGEST_ENDPOINT=tcp://127.0.0.1:%d",
+             tsupport_free_port());
+    split_env[4] = endpoint_env[4];
+    split_env[5] = "POOL_TIMEOUT=2s";
+    split_env[6] = NULL;
 }
 
 static void topology_teardown(void)

@@ -13,6 +13,7 @@ readonly WRK_TIMEOUT_S=30       # wrk drops latency samples above this: keep it 
 readonly READY_TIMEOUT_S=30     # for each server to answer its first request
 readonly CURL_TIMEOUT_S=30      # per setup request (a login costs one argon2id hash)
 readonly HASH_RATE_SECONDS=5
+readonly INGEST_EVENTS=300000   # pushed to the audit writer, and copied plainly
 readonly HASH_RATE_THREADS=2
 readonly STOP_TIMEOUT_S=10      # for a server to exit after SIGTERM before SIGKILL
 readonly BENCH_EMAIL=bench@example.com
@@ -109,6 +110,9 @@ quiet "$logs/cc.log" cc $CFLAGS_BENCH -o "$logs/bin/bare_server" tools/bench/bar
 # shellcheck disable=SC2086,SC2046 # word lists on purpose
 quiet "$logs/cc.log" cc $CFLAGS_BENCH -o "$logs/bin/hash_rate" tools/bench/hash_rate.c \
     $(pkg-config --cflags --libs libsodium) -lpthread
+# shellcheck disable=SC2086,SC2046 # word lists on purpose
+quiet "$logs/cc.log" cc $CFLAGS_BENCH -Iinclude -o "$logs/bin/audit_ingest" \
+    tools/bench/audit_ingest.c src/common/audit_row.c $(pkg-config --cflags --libs libzmq jansson libpq)
 
 # Measured before anything else runs, so it has both cores as a login would: after the
 # login scenario the server is still hashing the logins wrk left queued.
@@ -131,14 +135,15 @@ server_env=(
 quiet "$logs/migrate.log" env "${server_env[@]}" build-bench/manas360d migrate
 
 # Two free ports, held open together so they differ.
-read -r server_port bare_port < <(python3 -c '
+read -r server_port bare_port ingest_port < <(python3 -c '
 import socket
-held = [socket.socket() for _ in range(2)]
+held = [socket.socket() for _ in range(3)]
 for s in held:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in held))
 ')
 server_url=http://127.0.0.1:$server_port
+ingest_endpoint=tcp://127.0.0.1:$ingest_port
 bare_url=http://127.0.0.1:$bare_port
 
 # http_status METHOD URL [CURL ARGS...]: prints the status code (000 when nothing answers);
@@ -167,6 +172,7 @@ wait_ready() {
 
 say "starting manas360d on port $server_port"
 env "${server_env[@]}" PORT="$server_port" HTTP_THREADS="$connections" \
+    AUDIT_INGEST_ENDPOINT="$ingest_endpoint" \
     build-bench/manas360d serve >"$logs/manas360d.log" 2>&1 &
 pids+=($!)
 wait_ready "$!" "$server_url/healthz" "$logs/manas360d.log"
@@ -406,6 +412,31 @@ for route in /api/features/premium-dashboard /api/api/status; do
     fi
 done
 
+# Audit ingest: events pushed to the audit writer as a front end pushes them, until all are
+# committed, against one plain COPY of as many rows, on a quiet server. Then the same push
+# again while GET /api/profile runs, to see what the writer costs the front end's latency.
+ingest_line="not measured (no access token: $login_detail)"
+if [ -n "$access_token" ]; then
+    db_url=$(tools/pg.sh url "$work" manas360)
+    say "pushing $INGEST_EVENTS audit events, then copying as many"
+    if "$logs/bin/audit_ingest" "$ingest_endpoint" "$db_url" "$INGEST_EVENTS" \
+        >"$logs/ingest.out" 2>&1; then
+        read -r _ ingest_eps _ copy_rps _ ingest_ratio <"$logs/ingest.out"
+        ingest_line="$ingest_eps events/s end to end, plain COPY $copy_rps rows/s,"
+        ingest_line="$ingest_line ratio $ingest_ratio"
+    else
+        ingest_line="failed: $(tail -n 1 "$logs/ingest.out")"
+    fi
+
+    "$logs/bin/audit_ingest" "$ingest_endpoint" "$db_url" "$INGEST_EVENTS" loaded \
+        >"$logs/ingest-loaded.out" 2>&1 &
+    ingest_pid=$!
+    run_wrk "GET /api/profile, ingest" "$server_url/api/profile" "$logs/profile.lua" \
+        BENCH_ACCESS_TOKEN="$access_token"
+    row_measured "GET /api/profile during ingest"
+    wait "$ingest_pid" || true
+fi
+
 name="POST /api/auth/refresh"
 if [ -n "$probe_refresh" ]; then
     status=$(http_status POST "$server_url/api/auth/refresh" "${json[@]}" \
@@ -460,6 +491,7 @@ printf '%-36s %10s %7s %9s %7s %8s %8s\n' scenario "req/s" "x bare" "p99 ms" "x 
     non-2xx "sock err"
 printf '%s\n' "${rows[@]}"
 echo
+echo "audit ingest ($INGEST_EVENTS events): $ingest_line"
 echo "argon2id hash rate (libsodium interactive, $HASH_RATE_THREADS threads): $hash_rate hashes/s"
 if [ -n "$login_rps" ]; then
     echo "login req/s / hash rate: $(ratio "$login_rps" "$hash_rate")"

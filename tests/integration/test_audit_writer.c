@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The audit writer over real ZeroMQ and a real PostgreSQL: events pushed to the server are
+ * written in batches, drained on SIGTERM, kept through a database restart and through a
+ * stop while the database is down (the spool), and old partitions are dropped. Also: after
+ * a run of every account flow, no audit row holds a password, token or secret.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <zmq.h>
+
+#include "manas360/audit_row.h"
+#include "test_support.h"
+
+#define PASSWORD "correct horse battery"
+#define NEW_PASSWORD "battery staple horse"
+#define EVENTS_PER_MESSAGE 100
+#define WRITE_WAIT_MS 10000
+
+static struct tsupport_server server;
+static char ingest_env[96];
+static char ingest_endpoint[48];
+
+static void writer_setup(void)
+{
+    snprintf(ingest_endpoint, sizeof(ingest_endpoint), "tcp://127.0.0.1:%d", tsupport_free_port());
+    snprintf(ingest_env, sizeof(ingest_env), "AUDIT_INGEST_ENDPOINT=%s", ingest_endpoint);
+}
+
+static void writer_teardown(void)
+{
+    tsupport_server_destroy(&server);
+}
+
+TestSuite(audit_writer, .init = writer_setup, .fini = writer_teardown, .timeout = 180);
+
+/* ---- Helpers --------------------------------------------------------------------------- */
+
+/* Pushes `messages` messages of EVENTS_PER_MESSAGE events tagged with `batch`, the way a
+ * front end does, and waits until they have left this process. */
+static void events_push(const char *batch, int messages)
+{
+    void *ctx = zmq_ctx_new();
+    void *push = zmq_socket(ctx, ZMQ_PUSH);
+    int linger = 5000;
+
+    zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof(linger));
+    cr_assert_eq(zmq_connect(push, ingest_endpoint), 0);
+    for (int m = 0; m < messages; m++) {
+        struct audit_rows rows = {0};
+
+        for (int i = 0; i < EVENTS_PER_MESSAGE; i++) {
+            json_t *event = json_pack(
+                "{s:s, s:s, s:s, s:{s:s, s:i}, s:s, s:s}", "event_type", "permission_denied",
+                "status", "failure", "resource_type", "route", "details", "batch", batch, "n",
+                m * EVENTS_PER_MESSAGE + i, "ip_address", "127.0.0.1", "action", "GET");
+
+            cr_assert(audit_rows_add(&rows, event));
+            json_decref(event);
+        }
+        cr_assert_eq(zmq_send(push, rows.data, rows.len, 0), (int)rows.len);
+        audit_rows_release(&rows);
+    }
+    zmq_close(push);
+    zmq_ctx_term(ctx); /* returns once everything was sent, or the linger passed */
+}
+
+static long rows_of(const char *url, const char *batch)
+{
+    PGconn *conn = tsupport_connect(url);
+    const char *params[] = {batch};
+    long n = tsupport_scalar(conn,
+                             "SELECT count(DISTINCT details->>'n') FROM audit_logs"
+                             " WHERE details->>'batch' = $1",
+                             1, params);
+    long all = tsupport_scalar(conn, "SELECT count(*) FROM audit_logs WHERE details->>'batch' = $1",
+                               1, params);
+
+    PQfinish(conn);
+    cr_expect_eq(n, all, "batch %s: %ld rows for %ld events: some were written twice", batch, all,
+                 n);
+    return all;
+}
+
+/* Waits until `batch` has `want` rows; returns how many it has then. */
+static long rows_wait(const char *url, const char *batch, long want)
+{
+    long long until = tsupport_now_ms() + WRITE_WAIT_MS;
+    long rows;
+
+    while ((rows = rows_of(url, batch)) < want && tsupport_now_ms() < until)
+        usleep(100 * 1000);
+    return rows;
+}
+
+static int spool_files(void)
+{
+    char path[600];
+    DIR *dir;
+    struct dirent *entry;
+    int count = 0;
+
+    snprintf(path, sizeof(path), "%s/audit-spool", server.var_dir);
+    dir = opendir(path);
+    while (dir != NULL && (entry = readdir(dir)) != NULL)
+        count += strstr(entry->d_name, ".rows") != NULL;
+    if (dir != NULL)
+        closedir(dir);
+    return count;
+}
+
+/* ---- Batches and the drain -------------------------------------------------------------- */
+
+Test(audit_writer, events_are_written_in_batches_and_drained_on_sigterm)
+{
+    const char *extra[] = {ingest_env, NULL};
+    char *log;
+    const char *line;
+    long largest = 0;
+
+    tsupport_server_start(&server, extra);
+    events_push("first", 30);
+    cr_expect_eq(rows_wait(server.db.url, "first", 3000), 3000);
+
+    /* Pushed and at once stopped: what was received is written before the exit. */
+    events_push("second", 30);
+    cr_expect_eq(tsupport_server_stop(&server), 0);
+    cr_expect_eq(rows_of(server.db.url, "second"), 3000);
+
+    log = tsupport_file_read(server.log_path);
+    for (line = strstr(log, "event=batch_written events="); line != NULL;
+         line = strstr(line + 1, "event=batch_written events=")) {
+        long n = strtol(line + strlen("event=batch_written events="), NULL, 10);
+
+        largest = n > largest ? n : largest;
+    }
+    cr_expect_gt(largest, EVENTS_PER_MESSAGE, "no batch held more than one message");
+    free(log);
+}
+
+/* ---- The database going away ------------------------------------------------------------ */
+
+/* Runs tools/pg.sh with `action` on the private cluster folder. */
+static void cluster(const char *action, const char *dir)
+{
+    char script[600];
+    char *out = NULL;
+    char *err = NULL;
+    char *argv[] = {script, (char *)action, (char *)dir, "--fast", NULL};
+    int rc;
+
+    snprintf(script, sizeof(script), "%s/../tools/pg.sh", tsupport_migrations_dir());
+    if (strcmp(action, "start") != 0)
+        argv[3] = NULL;
+    rc = tsupport_run(argv, NULL, &out, &err);
+    cr_assert_eq(rc, 0, "pg.sh %s: %s%s", action, out, err);
+    free(out);
+    free(err);
+}
+
+/* A private cluster, so stopping it disturbs no other test; returns its database URL. */
+static void cluster_new(char *dir, size_t dir_size, char *url, size_t url_size)
+{
+    char script[600];
+    char *out = NULL;
+    char *err = NULL;
+    char *created = tsupport_tempdir();
+    char *argv_db[] = {script, "createdb", dir, "manas360", NULL};
+    char *argv_url[] = {script, "url", dir, "manas360", NULL};
+    char migrate_env[3][700];
+    char *migrate_envp[] = {migrate_env[0], migrate_env[1], migrate_env[2], NULL};
+    char *migrate_argv[] = {(char *)tsupport_server_bin(), "migrate", NULL};
+
+    snprintf(dir, dir_size, "%s", created);
+    free(created);
+    snprintf(script, sizeof(script), "%s/../tools/pg.sh", tsupport_migrations_dir());
+    cluster("start", dir);
+    cr_assert_eq(tsupport_run(argv_db, NULL, &out, &err), 0, "%s%s", out, err);
+    free(out);
+    free(err);
+    cr_assert_eq(tsupport_run(argv_url, NULL, &out, &err), 0, "%s%s", out, err);
+    out[strcspn(out, "\n")] = '\0';
+    snprintf(url, url_size, "%s", out);
+    free(out);
+    free(err);
+
+    snprintf(migrate_env[0], sizeof(migrate_env[0]), "DATABASE_URL=%s", url);
+    snprintf(migrate_env[1], sizeof(migrate_env[1]), "MIGRATIONS_DIR=%s",
+             tsupport_migrations_dir());
+    snprintf(migrate_env[2], sizeof(migrate_env[2]), "MANAS360_ENV=development");
+    cr_assert_eq(tsupport_run(migrate_argv, migrate_envp, &out, &err), 0, "%s%s", out, err);
+    free(out);
+    free(err);
+}
+
+Test(audit_writer, nothing_is_lost_when_the_database_goes_away)
+{
+    char dir[512];
+    char url[700];
+    char url_env[720];
+    const char *extra[] = {ingest_env, url_env, NULL};
+
+    cluster_new(dir, sizeof(dir), url, sizeof(url));
+    snprintf(url_env, sizeof(url_env), "DATABASE_URL=%s", url);
+    tsupport_server_start(&server, extra);
+
+    /* A restart in the middle of a burst: held in memory, written when it is back. */
+    events_push("before", 10);
+    cr_expect_eq(rows_wait(url, "before", 1000), 1000);
+    cluster("stop", dir);
+    events_push("during", 20);
+    usleep(500 * 1000);
+    cluster("start", dir);
+    events_push("after", 10);
+    cr_expect_eq(rows_wait(url, "during", 2000), 2000);
+    cr_expect_eq(rows_wait(url, "after", 1000), 1000);
+
+    /* A stop while the database is down: the events go to the spool and in at the next start. */
+    cluster("stop", dir);
+    events_push("spooled", 20);
+    usleep(500 * 1000);
+    cr_expect_eq(tsupport_server_stop(&server), 0);
+    cr_expect_gt(spool_files(), 0, "nothing was spooled");
+    {
+        char *log = tsupport_file_read(server.log_path);
+
+        cr_expect_not_null(strstr(log, "event=write_failed"), "no write ever failed");
+        cr_expect_not_null(strstr(log, "event=spooled"));
+        free(log);
+    }
+    cluster("start", dir);
+    tsupport_server_start(&server, extra);
+    cr_expect_eq(rows_wait(url, "spooled", 2000), 2000);
+    cr_expect_eq(spool_files(), 0, "the spool was not emptied");
+    cr_expect_eq(tsupport_server_stop(&server), 0);
+    cluster("stop", dir);
+}
+
+/* ---- Retention --------------------------------------------------------------------------- */
+
+Test(audit_writer, partitions_past_the_retention_are_dropped)
+{
+    const char *extra[] = {ingest_env, "AUDIT_RETENTION_DAYS=90", NULL};
+    PGconn *conn;
+
+    tsupport_server_prepare(&server);
+    conn = tsupport_connect(server.db.url);
+    PQclear(tsupport_query(conn, "SELECT audit_logs_ensure_partition('2024-01-01')", 0, NULL));
+    PQclear(tsupport_query(conn,
+                           "INSERT INTO audit_logs (event_type, created_at)"
+                           " VALUES ('login', '2024-01-15T10:00:00Z'),"
+                           "        ('login', now() - interval '91 days' - interval '40 days')",
+                           0, NULL));
+    cr_assert_eq(tsupport_scalar(conn,
+                                 "SELECT count(*) FROM audit_logs WHERE created_at < '2024-02-01'",
+                                 0, NULL),
+                 1);
+    PQfinish(conn);
+
+    tsupport_server_start(&server, extra);
+    conn = tsupport_connect(server.db.url);
+    cr_expect_eq(tsupport_scalar(conn,
+                                 "SELECT count(*) FROM pg_class"
+                                 " WHERE relname = 'audit_logs_y2024m01'",
+                                 0, NULL),
+                 0, "the old month's partition is still there");
+    cr_expect_eq(tsupport_scalar(conn,
+                                 "SELECT count(*) FROM pg_class WHERE relname = 'audit_logs_y'"
+                                 " || to_char(now() AT TIME ZONE 'UTC' + interval '2 months',"
+                                 "            'YYYY\"m\"MM')",
+                                 0, NULL),
+                 1, "the partition two months ahead was not created");
+    cr_expect_eq(tsupport_scalar(conn,
+                                 "SELECT count(*) FROM audit_logs"
+                                 " WHERE created_at < now() - interval '90 days'",
+                                 0, NULL),
+                 0, "rows past the retention remain");
+    PQfinish(conn);
+    cr_expect_eq(tsupport_server_stop(&server), 0);
+}
+
+/* ---- No secrets ------------------------------------------------------------------------- */
+
+Test(audit_writer, no_row_holds_a_password_token_or_secret)
+{
+    const char *extra[] = {ingest_env, NULL};
+    struct tsupport_user user;
+    struct tsupport_user admin;
+    struct tsupport_response res;
+    char body[4200];
+    char path[128];
+    const char *secrets[16];
+    int nsecrets = 0;
+    char *refreshed = NULL;
+    PGconn *conn;
+
+    tsupport_server_start(&server, extra);
+    tsupport_user_new(server.port, "secrets@example.com", PASSWORD, &user);
+    tsupport_user_new(server.port, "admin-secrets@example.com", PASSWORD, &admin);
+    tsupport_user_role(server.db.url, admin.email, "superadmin");
+    cr_assert_eq(tsupport_login(server.port, admin.email, PASSWORD, NULL, &admin), 200);
+    cr_expect_eq(tsupport_login(server.port, user.email, "wrong password 1", NULL, NULL), 401);
+
+    snprintf(body, sizeof(body), "{\"refreshToken\":\"%s\"}", user.refresh);
+    tsupport_json(server.port, "POST", "/api/auth/refresh", NULL, body, &res);
+    cr_expect_eq(res.status, 200, "%s", res.body);
+    refreshed = strdup(tsupport_str(res.json, "refreshToken"));
+    tsupport_response_cleanup(&res);
+    tsupport_json(server.port, "POST", "/api/auth/refresh", NULL, body, &res);
+    cr_expect_eq(res.status, 401, "a reused refresh token");
+    tsupport_response_cleanup(&res);
+
+    cr_assert_eq(tsupport_login(server.port, user.email, PASSWORD, NULL, &user), 200);
+    snprintf(body, sizeof(body), "{\"currentPassword\":\"%s\",\"newPassword\":\"%s\"}", PASSWORD,
+             NEW_PASSWORD);
+    tsupport_json(server.port, "POST", "/api/profile/password", user.access, body, &res);
+    cr_expect_eq(res.status, 200, "%s", res.body);
+    tsupport_response_cleanup(&res);
+    tsupport_json(server.port, "GET", "/api/admin/users", user.access, NULL, &res);
+    cr_expect_eq(res.status, 403);
+    tsupport_response_cleanup(&res);
+    tsupport_json(server.port, "PATCH", "/api/admin/settings", admin.access,
+                  "{\"support_email\":\"help@example.com\"}", &res);
+    cr_expect_eq(res.status, 200, "%s", res.body);
+    tsupport_response_cleanup(&res);
+    snprintf(path, sizeof(path), "/api/admin/users/%s/role", user.id);
+    tsupport_json(server.port, "PATCH", path, admin.access, "{\"role\":\"subscriber\"}", &res);
+    cr_expect_eq(res.status, 200, "%s", res.body);
+    tsupport_response_cleanup(&res);
+    tsupport_json(server.port, "POST", "/api/auth/logout", admin.access, NULL, &res);
+    cr_expect_eq(res.status, 200, "%s", res.body);
+    tsupport_response_cleanup(&res);
+    cr_expect_eq(tsupport_server_stop(&server), 0);
+
+    secrets[nsecrets++] = PASSWORD;
+    secrets[nsecrets++] = NEW_PASSWORD;
+    secrets[nsecrets++] = "wrong password 1";
+    secrets[nsecrets++] = user.access;
+    secrets[nsecrets++] = user.refresh;
+    secrets[nsecrets++] = admin.access;
+    secrets[nsecrets++] = admin.refresh;
+    secrets[nsecrets++] = refreshed != NULL ? refreshed : "-";
+    secrets[nsecrets++] = TSUPPORT_JWT_SECRET;
+    secrets[nsecrets++] = TSUPPORT_JWT_REFRESH_SECRET;
+    secrets[nsecrets++] = TSUPPORT_WEBHOOK_SECRET;
+
+    conn = tsupport_connect(server.db.url);
+    cr_expect_gt(tsupport_scalar(conn, "SELECT count(*) FROM audit_logs", 0, NULL), 8,
+                 "the flows left too few rows to prove anything");
+    for (int i = 0; i < nsecrets; i++) {
+        /* The signature alone is enough to find a token cut or re-encoded. */
+        const char *needle =
+            strrchr(secrets[i], '.') != NULL ? strrchr(secrets[i], '.') + 1 : secrets[i];
+        const char *params[] = {needle};
+
+        cr_expect_eq(tsupport_scalar(conn,
+                                     "SELECT count(*) FROM audit_logs a"
+                                     " WHERE strpos(a::text, $1) > 0",
+                                     1, params),
+                     0, "an audit row holds secret %d", i);
+    }
+    PQfinish(conn);
+    free(refreshed);
+}

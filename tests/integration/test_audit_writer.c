@@ -3,7 +3,8 @@
  * The audit writer over real ZeroMQ and a real PostgreSQL: events pushed to the server are
  * written in batches, drained on SIGTERM, kept through a database restart and through a
  * stop while the database is down (the spool), and old partitions are dropped. Also: after
- * a run of every account flow, no audit row holds a password, token or secret.
+ * a run of every account flow, email flows included, no audit row holds a password, token,
+ * one-time token or secret.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -15,10 +16,14 @@
 #include <zmq.h>
 
 #include "manas360/audit_row.h"
+#include "test_mail.h"
 #include "test_support.h"
 
 #define PASSWORD "correct horse battery"
 #define NEW_PASSWORD "battery staple horse"
+#define RESET_PASSWORD "horse staple battery reset"
+#define USER_EMAIL "secrets@example.com"
+#define ADMIN_EMAIL "admin-secrets@example.com"
 #define EVENTS_PER_MESSAGE 100
 #define WRITE_WAIT_MS 10000
 
@@ -294,17 +299,21 @@ Test(audit_writer, no_row_holds_a_password_token_or_secret)
     struct tsupport_response res;
     char body[4200];
     char path[128];
-    const char *secrets[16];
+    const char *secrets[20];
     int nsecrets = 0;
     char *refreshed = NULL;
+    char mail_dir[600];
+    char verify_token[128];
+    char reset_token[128];
+    char *mail;
     PGconn *conn;
 
     tsupport_server_start(&server, extra);
-    tsupport_user_new(server.port, "secrets@example.com", PASSWORD, &user);
-    tsupport_user_new(server.port, "admin-secrets@example.com", PASSWORD, &admin);
-    tsupport_user_role(server.db.url, admin.email, "superadmin");
-    cr_assert_eq(tsupport_login(server.port, admin.email, PASSWORD, NULL, &admin), 200);
-    cr_expect_eq(tsupport_login(server.port, user.email, "wrong password 1", NULL, NULL), 401);
+    tsupport_user_new(server.port, USER_EMAIL, PASSWORD, &user);
+    tsupport_user_new(server.port, ADMIN_EMAIL, PASSWORD, &admin);
+    tsupport_user_role(server.db.url, ADMIN_EMAIL, "superadmin");
+    cr_assert_eq(tsupport_login(server.port, ADMIN_EMAIL, PASSWORD, NULL, &admin), 200);
+    cr_expect_eq(tsupport_login(server.port, USER_EMAIL, "wrong password 1", NULL, NULL), 401);
 
     snprintf(body, sizeof(body), "{\"refreshToken\":\"%s\"}", user.refresh);
     tsupport_json(server.port, "POST", "/api/auth/refresh", NULL, body, &res);
@@ -315,7 +324,7 @@ Test(audit_writer, no_row_holds_a_password_token_or_secret)
     cr_expect_eq(res.status, 401, "a reused refresh token");
     tsupport_response_cleanup(&res);
 
-    cr_assert_eq(tsupport_login(server.port, user.email, PASSWORD, NULL, &user), 200);
+    cr_assert_eq(tsupport_login(server.port, USER_EMAIL, PASSWORD, NULL, &user), 200);
     snprintf(body, sizeof(body), "{\"currentPassword\":\"%s\",\"newPassword\":\"%s\"}", PASSWORD,
              NEW_PASSWORD);
     tsupport_json(server.port, "POST", "/api/profile/password", user.access, body, &res);
@@ -335,6 +344,37 @@ Test(audit_writer, no_row_holds_a_password_token_or_secret)
     tsupport_json(server.port, "POST", "/api/auth/logout", admin.access, NULL, &res);
     cr_expect_eq(res.status, 200, "%s", res.body);
     tsupport_response_cleanup(&res);
+
+    /* The email flows: a verification token and a reset token, each used. */
+    snprintf(mail_dir, sizeof(mail_dir), "%s/mail", server.var_dir);
+    mail = tmail_wait(mail_dir, USER_EMAIL, 1, WRITE_WAIT_MS);
+    cr_assert(mail != NULL && tmail_token(mail, "http://localhost:5001/verify-email?token=",
+                                          verify_token, sizeof(verify_token)),
+              "no verification message");
+    free(mail);
+    snprintf(body, sizeof(body), "{\"token\":\"%s\"}", verify_token);
+    tsupport_json(server.port, "POST", "/api/auth/verify-email", NULL, body, &res);
+    cr_expect_eq(res.status, 200, "%s", res.body);
+    tsupport_response_cleanup(&res);
+    snprintf(body, sizeof(body), "{\"email\":\"%s\"}", USER_EMAIL);
+    tsupport_json(server.port, "POST", "/api/auth/password/forgot", NULL, body, &res);
+    cr_expect_eq(res.status, 202, "%s", res.body);
+    tsupport_response_cleanup(&res);
+    /* Files are named by message, not by arrival: look at both for the reset link. */
+    reset_token[0] = '\0';
+    for (int nth = 1; nth <= 2 && reset_token[0] == '\0'; nth++) {
+        mail = tmail_wait(mail_dir, USER_EMAIL, nth, WRITE_WAIT_MS);
+        if (mail == NULL || !tmail_token(mail, "http://localhost:5001/reset-password?token=",
+                                         reset_token, sizeof(reset_token)))
+            reset_token[0] = '\0';
+        free(mail);
+    }
+    cr_assert(reset_token[0] != '\0', "no reset message");
+    snprintf(body, sizeof(body), "{\"token\":\"%s\",\"newPassword\":\"%s\"}", reset_token,
+             RESET_PASSWORD);
+    tsupport_json(server.port, "POST", "/api/auth/password/reset", NULL, body, &res);
+    cr_expect_eq(res.status, 200, "%s", res.body);
+    tsupport_response_cleanup(&res);
     cr_expect_eq(tsupport_server_stop(&server), 0);
 
     secrets[nsecrets++] = PASSWORD;
@@ -348,6 +388,9 @@ Test(audit_writer, no_row_holds_a_password_token_or_secret)
     secrets[nsecrets++] = TSUPPORT_JWT_SECRET;
     secrets[nsecrets++] = TSUPPORT_JWT_REFRESH_SECRET;
     secrets[nsecrets++] = TSUPPORT_WEBHOOK_SECRET;
+    secrets[nsecrets++] = RESET_PASSWORD;
+    secrets[nsecrets++] = verify_token;
+    secrets[nsecrets++] = reset_token;
 
     conn = tsupport_connect(server.db.url);
     cr_expect_gt(tsupport_scalar(conn, "SELECT count(*) FROM audit_logs", 0, NULL), 8,

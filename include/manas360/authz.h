@@ -19,7 +19,7 @@
 #define AUTHZ_NAME_BYTES 65   /* role, plan, permission and feature names: 64 characters */
 #define AUTHZ_STATUS_BYTES 16 /* "active", "cancelled", "expired", "pending", "none" */
 #define AUTHZ_TTL_S 60        /* an entry older than this is loaded again */
-#define AUTHZ_FEATURES_TEXT_MAX 2048
+#define AUTHZ_PLAN_JSON_MAX 2048
 
 /* Which step of the access decision refused, if any. */
 enum authz_step {
@@ -40,7 +40,9 @@ struct authz_decision {
     int64_t quota_limit;             /* the plan's monthly requests; 0 when not subscribed */
     const char *missing[ROUTE_FEATURES_MAX]; /* the route's features the plan lacks */
     int nmissing;
-    char features[AUTHZ_FEATURES_TEXT_MAX]; /* the plan's features as a JSON array, when active */
+    /* "plan":"Pro","features":[...] as JSON object members; plan null and no features when
+     * not subscribed. */
+    char plan_json[AUTHZ_PLAN_JSON_MAX];
 };
 
 struct authz_cache;

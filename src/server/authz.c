@@ -31,7 +31,7 @@ struct authz_entry {
     int64_t ends_at;
     int64_t quota_limit;
     struct authz_names features;
-    char *features_json;
+    char *plan_json; /* "plan":...,"features":[...] rendered once, for the dashboard */
 };
 
 struct authz_plan {
@@ -111,7 +111,7 @@ static void authz_entry_clear(struct authz_entry *entry)
 {
     authz_names_clear(&entry->permissions);
     authz_names_clear(&entry->features);
-    free(entry->features_json);
+    free(entry->plan_json);
     memset(entry, 0, sizeof(*entry));
 }
 
@@ -157,8 +157,9 @@ static void authz_entry_decide(const struct authz_entry *entry, const struct rou
     out->subscribed = entry->has_plan && strcmp(out->status, "active") == 0;
     out->ends_at = entry->ends_at;
     out->quota_limit = out->subscribed ? entry->quota_limit : 0;
-    snprintf(out->features, sizeof(out->features), "%s",
-             out->subscribed && entry->features_json != NULL ? entry->features_json : "[]");
+    snprintf(out->plan_json, sizeof(out->plan_json), "%s",
+             out->subscribed && entry->plan_json != NULL ? entry->plan_json
+                                                         : "\"plan\":null,\"features\":[]");
 
     for (int i = 0; i < ROUTE_FEATURES_MAX && route->features[i] != NULL; i++) {
         if (!out->subscribed || !authz_names_has(&entry->features, route->features[i]))
@@ -190,6 +191,27 @@ int authz_decide(struct authz_cache *cache, const char *user_id, const struct ro
     return rc;
 }
 
+/* Renders the plan's name and features once, as members of a JSON object, so that answers
+ * made of them need no JSON work per request. */
+static int authz_plan_render(struct authz_entry *entry, const json_t *features)
+{
+    json_t *members = json_pack("{s:s, s:O}", "plan", entry->plan, "features", features);
+    char *text = members != NULL ? json_dumps(members, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    size_t len = text != NULL ? strlen(text) : 0;
+    int rc = M360_ENOMEM;
+
+    /* Without the braces: {"plan":..,"features":[..]} becomes "plan":..,"features":[..]. */
+    if (len >= 2 && len - 2 < AUTHZ_PLAN_JSON_MAX) {
+        entry->plan_json = strndup(text + 1, len - 2);
+        rc = entry->plan_json != NULL ? 0 : M360_ENOMEM;
+    } else if (len >= 2) {
+        rc = M360_EINVAL;
+    }
+    free(text);
+    json_decref(members);
+    return rc;
+}
+
 /* Fills a fresh entry from the pool's answer; M360_EINVAL when it is malformed. */
 static int authz_entry_read(struct authz_entry *entry, const char *user_id, const json_t *loaded,
                             int64_t now)
@@ -217,10 +239,8 @@ static int authz_entry_read(struct authz_entry *entry, const char *user_id, cons
     entry->ends_at = json_integer_value(json_object_get(sub, "endsAt"));
     entry->quota_limit = json_integer_value(json_object_get(sub, "limit"));
     rc = authz_names_read(json_object_get(sub, "features"), &entry->features);
-    if (rc == 0) {
-        entry->features_json = json_dumps(json_object_get(sub, "features"), JSON_COMPACT);
-        rc = entry->features_json != NULL ? 0 : M360_ENOMEM;
-    }
+    if (rc == 0)
+        rc = authz_plan_render(entry, json_object_get(sub, "features"));
     return rc;
 }
 

@@ -360,7 +360,9 @@ Test(audit_writer, no_row_holds_a_password_token_or_secret)
     tsupport_json(server.port, "POST", "/api/auth/password/forgot", NULL, body, &res);
     cr_expect_eq(res.status, 202, "%s", res.body);
     tsupport_response_cleanup(&res);
-    /* Files are named by message, not by arrival: look at both for the reset link. */
+    /* Files are named by message, not by arrival: wait until both are there, then look at
+     * each for the reset link. */
+    free(tmail_wait(mail_dir, USER_EMAIL, 2, WRITE_WAIT_MS));
     reset_token[0] = '\0';
     for (int nth = 1; nth <= 2 && reset_token[0] == '\0'; nth++) {
         mail = tmail_wait(mail_dir, USER_EMAIL, nth, WRITE_WAIT_MS);

@@ -262,7 +262,11 @@ Test(caches, a_subscription_expiry_is_enforced_everywhere)
                     "                                         WHERE email = 'pro@example.com')",
                     0, NULL);
     usleep(300 * 1000);
-    expect_call(&second, "GET", DASHBOARD, pro.access, NULL, 200);
+    tsupport_json(second.port, "GET", DASHBOARD, pro.access, NULL, &res);
+    cr_expect_eq(res.status, 200, "%s", res.body);
+    cr_expect(tsupport_is_rfc3339_utc(tsupport_str(res.json, "dashboard.subscription.endsAt")),
+              "the dashboard shows the end: %s", res.body);
+    tsupport_response_cleanup(&res);
     took = poll_until(&second, DASHBOARD, pro.access, is_status, &(long){402});
     cr_expect(took >= 0 && took <= 2 * WITHIN_MS + 500, "an end passing took %lld ms", took);
 

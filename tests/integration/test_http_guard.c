@@ -142,6 +142,38 @@ static void get_until(const char *path, const char *token, long status,
     }
 }
 
+/* As get_until, for a feature denial that recommends `plan`: a change of the catalogue
+ * reaches the plan advice by its own announcement, a moment after the user's. */
+static void get_until_recommended(const char *path, const char *token, const char *plan,
+                                  struct tsupport_response *res)
+{
+    long long until = tsupport_now_ms() + 3000;
+
+    for (;;) {
+        const char *recommended;
+
+        get(path, token, res);
+        recommended = tsupport_str(res->json, "recommendedPlan");
+        if ((recommended != NULL && strcmp(recommended, plan) == 0) || tsupport_now_ms() >= until)
+            return;
+        tsupport_response_cleanup(res);
+        usleep(20 * 1000);
+    }
+}
+
+static bool features_have(const json_t *features, const char *name)
+{
+    size_t i;
+    json_t *item;
+
+    json_array_foreach(features, i, item)
+    {
+        if (json_is_string(item) && strcmp(json_string_value(item), name) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* The value of the metric line starting with `prefix`, or -1. */
 static long metric_value(const char *text, const char *prefix)
 {
@@ -283,7 +315,7 @@ Test(http_guard, denials_carry_the_contract_members)
                     " WHERE name = 'Pro') AND feature_id = (SELECT id FROM features"
                     " WHERE name = 'premium_dashboard')",
                     0, NULL);
-    get_until(DASHBOARD, user.access, 403, &res);
+    get_until_recommended(DASHBOARD, user.access, "Enterprise", &res);
     tsupport_expect_error(&res, 403, "FeatureNotAvailable");
     cr_expect_str_eq(tsupport_str(res.json, "currentPlan"), "Pro");
     cr_expect_str_eq(tsupport_str(res.json, "recommendedPlan"), "Enterprise");
@@ -317,6 +349,15 @@ Test(http_guard, metered_answers_count_down_and_refuse_at_the_limit)
         cr_expect_str_eq(tsupport_str(res.json, "dashboard.plan"), "Pro");
         cr_expect_eq(json_integer_value(tsupport_get(res.json, "dashboard.usage.remaining")),
                      remaining);
+        cr_expect_eq(json_integer_value(tsupport_get(res.json, "dashboard.usage.used")),
+                     10000 - remaining);
+        cr_expect_eq(json_integer_value(tsupport_get(res.json, "dashboard.usage.limit")), 10000);
+        cr_expect(tsupport_is_rfc3339_utc(tsupport_str(res.json, "dashboard.usage.resetAt")));
+        cr_expect_str_eq(tsupport_str(res.json, "dashboard.subscription.status"), "active");
+        cr_expect(json_is_null(tsupport_get(res.json, "dashboard.subscription.endsAt")), "%s",
+                  res.body);
+        cr_expect(features_have(tsupport_get(res.json, "dashboard.features"), "premium_dashboard"),
+                  "%s", res.body);
         tsupport_response_cleanup(&res);
     }
 

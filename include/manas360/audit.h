@@ -9,11 +9,14 @@
  * A message is one or more rows rendered by audit_rows_add() (audit_row.h): the producer
  * pays for rendering, off its request path, and the writer only concatenates and copies.
  *
- * Durability: while the database is down, events wait in memory up to
- * AUDIT_WRITER_MEMORY_MAX, then in files under MANAS360_VAR_DIR/audit-spool, and are written
- * when it returns (the files first, oldest first). On stop, everything received is written,
- * or spooled when the database is down, and written at the next start. A kill -9 loses what
- * was received and not yet written: at most AUDIT_WRITER_FLUSH_MS of events.
+ * Durability: a batch that cannot be written goes at once to a file under
+ * MANAS360_VAR_DIR/audit-spool, and the files are written when the database is back (oldest
+ * first, before anything newer). On stop, everything received is written, or spooled, and
+ * spooled files are written at the next start. A batch the database refuses is written row
+ * by row, and only the rows it refuses are set aside, in ".refused" files for an operator.
+ * A kill -9 loses what was received and neither written nor spooled: about
+ * AUDIT_WRITER_FLUSH_MS of events, plus what still waits in the ZeroMQ queues when events
+ * arrive faster than they can be written.
  */
 #ifndef MANAS360_AUDIT_H
 #define MANAS360_AUDIT_H
@@ -23,7 +26,6 @@
 
 #define AUDIT_WRITER_FLUSH_MS 200         /* a batch is written at least this often */
 #define AUDIT_WRITER_BATCH 10000          /* events per COPY, at most about */
-#define AUDIT_WRITER_MEMORY_MAX 50000     /* events held while the database is down */
 #define AUDIT_WRITER_RETENTION_MS 3600000 /* how often partitions are kept in order */
 #define AUDIT_WRITER_MONTHS_AHEAD 2
 

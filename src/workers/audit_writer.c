@@ -25,6 +25,8 @@
 #define AUDIT_LOG_MODULE "audit"
 #define AUDIT_POLL_MS 50
 #define AUDIT_SPOOL_DIR "audit-spool"
+#define AUDIT_REFUSED_SUFFIX ".refused"
+#define AUDIT_RECONNECT_MS 1000
 #define AUDIT_PATH_MAX 1024
 
 /* clang-format off */
@@ -47,6 +49,7 @@ struct audit_writer {
     struct audit_rows pending; /* rows received and not yet written, oldest first */
     bool writing;              /* the last write worked: take a batch at a time */
     int64_t pending_since_ms;
+    int64_t connect_due_ms; /* no connection is tried before this while the database is down */
     int64_t retention_due_ms;
     char spool_dir[AUDIT_PATH_MAX];
     uint64_t spool_seq;
@@ -60,44 +63,50 @@ static int64_t audit_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Writes `rows` with one COPY. */
-static int audit_copy(struct audit_writer *w, const struct audit_rows *rows)
+static size_t audit_lines(const char *data, size_t len)
 {
-    if (rows->len == 0)
-        return 0;
-    return db_copy_in(w->db, AUDIT_ROWS_COPY_SQL, rows->data, rows->len);
+    size_t count = 0;
+
+    for (const char *p = data; (p = memchr(p, '\n', len - (size_t)(p - data))) != NULL; p++)
+        count++;
+    return count;
 }
 
 /* ---- The database and the spool --------------------------------------------------------- */
 
-/* A connection when there is none; false while the database cannot be reached. */
+/* A connection when there is none, tried at most once a second; false while the database
+ * cannot be reached. */
 static bool audit_db_ready(struct audit_writer *w)
 {
+    int64_t now = audit_now_ms();
+
     if (w->db != NULL)
         return true;
+    if (now < w->connect_due_ms)
+        return false;
     w->db = db_new(w->cfg->database_url);
     if (w->db != NULL &&
         db_prepare(w->db, audit_writer_stmts,
                    sizeof(audit_writer_stmts) / sizeof(audit_writer_stmts[0])) != 0)
         db_destroy(&w->db);
+    if (w->db == NULL)
+        w->connect_due_ms = now + AUDIT_RECONNECT_MS;
     return w->db != NULL;
 }
 
-/* Writes `rows` to a new spool file: written whole under a temporary name, then renamed. */
-static int audit_spool_write(struct audit_writer *w, const struct audit_rows *rows)
+/* Stores `data` at `path`: written whole under a temporary name, synced, then renamed, so a
+ * file of the spool is always whole rows. */
+static int audit_file_store(const char *path, const char *data, size_t len)
 {
     char tmp[AUDIT_PATH_MAX + 128];
-    char path[AUDIT_PATH_MAX + 64];
     int fd;
     int rc = M360_EIO;
 
-    snprintf(path, sizeof(path), "%s/%013lld-%06llu.rows", w->spool_dir, (long long)audit_now_ms(),
-             (unsigned long long)w->spool_seq++);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0)
         goto done;
-    if (write(fd, rows->data, rows->len) == (ssize_t)rows->len && fsync(fd) == 0)
+    if (write(fd, data, len) == (ssize_t)len && fsync(fd) == 0)
         rc = 0;
     close(fd);
     if (rc == 0 && rename(tmp, path) != 0)
@@ -106,11 +115,61 @@ static int audit_spool_write(struct audit_writer *w, const struct audit_rows *ro
 done:
     if (rc != 0) {
         unlink(tmp);
-        log_err(AUDIT_LOG_MODULE, "event=spool_write_failed events=%zu errno=%d", rows->count,
-                errno);
-    } else {
-        log_warn(AUDIT_LOG_MODULE, "event=spooled events=%zu", rows->count);
+        log_err(AUDIT_LOG_MODULE, "event=spool_write_failed events=%zu errno=%d",
+                audit_lines(data, len), errno);
     }
+    return rc;
+}
+
+/* Stores rows in a new file of the spool: `suffix` ".rows" to be written later, ".refused"
+ * for rows the database refused, kept for an operator and never replayed. */
+static int audit_spool_add(struct audit_writer *w, const char *data, size_t len, const char *suffix)
+{
+    char path[AUDIT_PATH_MAX + 64];
+
+    snprintf(path, sizeof(path), "%s/%013lld-%06llu%s", w->spool_dir, (long long)audit_now_ms(),
+             (unsigned long long)w->spool_seq++, suffix);
+    return audit_file_store(path, data, len);
+}
+
+/*
+ * Writes whole rows with one COPY. When the database refuses them (a malformed row), each
+ * row is written alone instead, so one bad row costs only itself; refused rows are set
+ * aside in the spool. Returns 0 when every row is written or set aside; otherwise the
+ * database's code, and *done receives how many bytes from the start were (the rest waits).
+ */
+static int audit_write(struct audit_writer *w, const char *data, size_t len, size_t *done)
+{
+    struct audit_rows refused = {0};
+    int rc;
+
+    *done = 0;
+    if (len == 0)
+        return 0;
+    rc = db_copy_in(w->db, AUDIT_ROWS_COPY_SQL, data, len);
+    if (rc != M360_EINVAL) {
+        *done = rc == 0 ? len : 0;
+        return rc;
+    }
+
+    rc = 0;
+    while (rc == 0 && *done < len) {
+        const char *row = data + *done;
+        size_t row_len = (size_t)((const char *)memchr(row, '\n', len - *done) - row) + 1;
+
+        rc = db_copy_in(w->db, AUDIT_ROWS_COPY_SQL, row, row_len);
+        if (rc == M360_EINVAL)
+            rc = audit_rows_append(&refused, row, row_len) ? 0 : M360_ENOMEM;
+        if (rc == 0)
+            *done += row_len;
+    }
+    /* XXX: refused rows that cannot be stored either (disk full) are only counted in the log. */
+    if (refused.count > 0) {
+        log_err(AUDIT_LOG_MODULE, "event=rows_refused events=%zu kept=%s", refused.count,
+                audit_spool_add(w, refused.data, refused.len, AUDIT_REFUSED_SUFFIX) == 0 ? "yes"
+                                                                                         : "no");
+    }
+    audit_rows_release(&refused);
     return rc;
 }
 
@@ -139,7 +198,8 @@ static int audit_name_compare(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The spool's file names, oldest first (names sort by time); *count receives how many. */
+/* The spool's files still to write, oldest first (names sort by time); *count receives how
+ * many. */
 static char **audit_spool_list(const struct audit_writer *w, size_t *count)
 {
     DIR *dir = opendir(w->spool_dir);
@@ -171,8 +231,31 @@ static char **audit_spool_list(const struct audit_writer *w, size_t *count)
     return names;
 }
 
-/* Writes the spooled files, oldest first, removing each once committed. Stops at the first
- * failure: the rest wait for the next turn. */
+/* Writes one spool file: removed once its rows are in, or cut to the rows still to write. */
+static int audit_spool_replay_file(struct audit_writer *w, const char *path, const char *name)
+{
+    struct audit_rows rows = {0};
+    size_t done = 0;
+    int rc = 0;
+
+    if (!audit_spool_read(path, &rows)) {
+        log_err(AUDIT_LOG_MODULE, "event=spool_file_unreadable file=%s", name);
+    } else {
+        rc = audit_write(w, rows.data, rows.len, &done);
+        if (rc == 0) {
+            unlink(path);
+            log_notice(AUDIT_LOG_MODULE, "event=spool_replayed events=%zu", rows.count);
+        } else if (done > 0 && audit_file_store(path, rows.data + done, rows.len - done) != 0) {
+            /* XXX: the rows written before the failure will be written again. */
+            log_err(AUDIT_LOG_MODULE, "event=spool_cut_failed file=%s", name);
+        }
+    }
+    audit_rows_release(&rows);
+    return rc;
+}
+
+/* Writes the spooled files, oldest first. Stops at the first failure: the rest wait for the
+ * next turn. */
 static int audit_spool_replay(struct audit_writer *w)
 {
     size_t count;
@@ -181,19 +264,10 @@ static int audit_spool_replay(struct audit_writer *w)
 
     for (size_t i = 0; i < count; i++) {
         char path[AUDIT_PATH_MAX + 300];
-        struct audit_rows rows = {0};
 
         snprintf(path, sizeof(path), "%s/%s", w->spool_dir, names[i]);
-        if (rc == 0 && !audit_spool_read(path, &rows)) {
-            log_err(AUDIT_LOG_MODULE, "event=spool_file_unreadable file=%s", names[i]);
-        } else if (rc == 0) {
-            rc = audit_copy(w, &rows);
-            if (rc == 0) {
-                unlink(path);
-                log_notice(AUDIT_LOG_MODULE, "event=spool_replayed events=%zu", rows.count);
-            }
-        }
-        audit_rows_release(&rows);
+        if (rc == 0)
+            rc = audit_spool_replay_file(w, path, names[i]);
         free(names[i]);
     }
     free(names);
@@ -202,30 +276,43 @@ static int audit_spool_replay(struct audit_writer *w)
 
 /* ---- Batches --------------------------------------------------------------------------- */
 
-/*
- * Writes what waits: the spool first, then the pending rows. When the database is down and
- * more than AUDIT_WRITER_MEMORY_MAX rows wait (or `spool_all`, at stop), they go to the spool
- * instead. Rows the database refuses outright are spooled for an operator.
- */
-static void audit_flush(struct audit_writer *w, bool spool_all)
+/* Keeps only the pending rows from byte `from` on. */
+static void audit_pending_cut(struct audit_writer *w, size_t from)
 {
+    if (from == 0)
+        return;
+    memmove(w->pending.data, w->pending.data + from, w->pending.len - from);
+    w->pending.len -= from;
+    w->pending.count = audit_lines(w->pending.data, w->pending.len);
+}
+
+/*
+ * Writes what waits: the spool first, then the pending rows. Whatever cannot be written now
+ * goes to the spool at once, so that events wait in memory for one flush at most, and a
+ * kill -9 while the database is down loses no more than that. Only when the spool cannot
+ * be written either do the rows stay in memory.
+ */
+static void audit_flush(struct audit_writer *w)
+{
+    size_t done = 0;
     int rc = audit_db_ready(w) ? audit_spool_replay(w) : M360_EUNAVAILABLE;
 
     if (rc == 0)
-        rc = audit_copy(w, &w->pending);
+        rc = audit_write(w, w->pending.data, w->pending.len, &done);
     w->writing = rc == 0;
     if (rc == 0 && w->pending.count > 0)
         log_info(AUDIT_LOG_MODULE, "event=batch_written events=%zu", w->pending.count);
-    if (rc == M360_EINVAL)
-        log_err(AUDIT_LOG_MODULE, "event=batch_refused events=%zu", w->pending.count);
-    if (rc != 0 && w->pending.count > 0 && rc != M360_EINVAL)
+    if (rc != 0 && w->pending.count > 0)
         log_warn(AUDIT_LOG_MODULE, "event=write_failed pending=%zu code=%s", w->pending.count,
                  err_str(rc));
 
-    if (rc == 0 ||
-        ((rc == M360_EINVAL || spool_all || w->pending.count > AUDIT_WRITER_MEMORY_MAX) &&
-         w->pending.count > 0 && audit_spool_write(w, &w->pending) == 0))
-        audit_rows_reset(&w->pending);
+    if (done < w->pending.len &&
+        audit_spool_add(w, w->pending.data + done, w->pending.len - done, ".rows") == 0) {
+        log_warn(AUDIT_LOG_MODULE, "event=spooled events=%zu",
+                 audit_lines(w->pending.data + done, w->pending.len - done));
+        done = w->pending.len;
+    }
+    audit_pending_cut(w, done);
     w->pending_since_ms = audit_now_ms();
 }
 
@@ -288,14 +375,14 @@ static void *audit_writer_main(void *arg)
         now = audit_now_ms();
         if (w->pending.count >= AUDIT_WRITER_BATCH ||
             now - w->pending_since_ms >= AUDIT_WRITER_FLUSH_MS)
-            audit_flush(w, false);
+            audit_flush(w);
         if (now >= w->retention_due_ms && audit_db_ready(w))
             audit_partitions_keep(w);
     }
 
     /* Whatever was pushed before the stop is taken, and written or spooled. */
     audit_receive(w, true);
-    audit_flush(w, true);
+    audit_flush(w);
     return NULL;
 }
 

@@ -7,9 +7,11 @@
  * one-time token or secret.
  */
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -46,9 +48,9 @@ TestSuite(audit_writer, .init = writer_setup, .fini = writer_teardown, .timeout 
 
 /* ---- Helpers --------------------------------------------------------------------------- */
 
-/* Pushes `messages` messages of EVENTS_PER_MESSAGE events tagged with `batch`, the way a
- * front end does, and waits until they have left this process. */
-static void events_push(const char *batch, int messages)
+/* Pushes each of `messages` (whole rows) as one message, the way a front end does, and waits
+ * until they have left this process. */
+static void messages_push(const struct audit_rows *messages, int count)
 {
     void *ctx = zmq_ctx_new();
     void *push = zmq_socket(ctx, ZMQ_PUSH);
@@ -56,36 +58,49 @@ static void events_push(const char *batch, int messages)
 
     zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof(linger));
     cr_assert_eq(zmq_connect(push, ingest_endpoint), 0);
+    for (int m = 0; m < count; m++)
+        cr_assert_eq(zmq_send(push, messages[m].data, messages[m].len, 0), (int)messages[m].len);
+    zmq_close(push);
+    zmq_ctx_term(ctx); /* returns once everything was sent, or the linger passed */
+}
+
+/* Adds event `n` of `batch` to `rows`, from the address `ip`. */
+static void event_add(struct audit_rows *rows, const char *batch, int n, const char *ip)
+{
+    json_t *event = json_pack("{s:s, s:s, s:s, s:{s:s, s:i}, s:s, s:s}", "event_type",
+                              "permission_denied", "status", "failure", "resource_type", "route",
+                              "details", "batch", batch, "n", n, "ip_address", ip, "action", "GET");
+
+    cr_assert(audit_rows_add(rows, event));
+    json_decref(event);
+}
+
+/* Pushes `messages` messages of EVENTS_PER_MESSAGE events tagged with `batch`. */
+static void events_push(const char *batch, int messages)
+{
     for (int m = 0; m < messages; m++) {
         struct audit_rows rows = {0};
 
-        for (int i = 0; i < EVENTS_PER_MESSAGE; i++) {
-            json_t *event = json_pack(
-                "{s:s, s:s, s:s, s:{s:s, s:i}, s:s, s:s}", "event_type", "permission_denied",
-                "status", "failure", "resource_type", "route", "details", "batch", batch, "n",
-                m * EVENTS_PER_MESSAGE + i, "ip_address", "127.0.0.1", "action", "GET");
-
-            cr_assert(audit_rows_add(&rows, event));
-            json_decref(event);
-        }
-        cr_assert_eq(zmq_send(push, rows.data, rows.len, 0), (int)rows.len);
+        for (int i = 0; i < EVENTS_PER_MESSAGE; i++)
+            event_add(&rows, batch, m * EVENTS_PER_MESSAGE + i, "127.0.0.1");
+        messages_push(&rows, 1);
         audit_rows_release(&rows);
     }
-    zmq_close(push);
-    zmq_ctx_term(ctx); /* returns once everything was sent, or the linger passed */
 }
 
 static long rows_of(const char *url, const char *batch)
 {
     PGconn *conn = tsupport_connect(url);
     const char *params[] = {batch};
-    long n = tsupport_scalar(conn,
-                             "SELECT count(DISTINCT details->>'n') FROM audit_logs"
-                             " WHERE details->>'batch' = $1",
-                             1, params);
-    long all = tsupport_scalar(conn, "SELECT count(*) FROM audit_logs WHERE details->>'batch' = $1",
-                               1, params);
+    /* One statement, so that rows landing meanwhile cannot look like duplicates. */
+    PGresult *res = tsupport_query(conn,
+                                   "SELECT count(*), count(DISTINCT details->>'n') FROM audit_logs"
+                                   " WHERE details->>'batch' = $1",
+                                   1, params);
+    long all = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    long n = strtol(PQgetvalue(res, 0, 1), NULL, 10);
 
+    PQclear(res);
     PQfinish(conn);
     cr_expect_eq(n, all, "batch %s: %ld rows for %ld events: some were written twice", batch, all,
                  n);
@@ -103,7 +118,8 @@ static long rows_wait(const char *url, const char *batch, long want)
     return rows;
 }
 
-static int spool_files(void)
+/* The files of the spool whose names end with `suffix`. */
+static int spool_files_named(const char *suffix)
 {
     char path[600];
     DIR *dir;
@@ -113,10 +129,16 @@ static int spool_files(void)
     snprintf(path, sizeof(path), "%s/audit-spool", server.var_dir);
     dir = opendir(path);
     while (dir != NULL && (entry = readdir(dir)) != NULL)
-        count += strstr(entry->d_name, ".rows") != NULL;
+        count += strlen(entry->d_name) > strlen(suffix) &&
+                 strcmp(entry->d_name + strlen(entry->d_name) - strlen(suffix), suffix) == 0;
     if (dir != NULL)
         closedir(dir);
     return count;
+}
+
+static int spool_files(void)
+{
+    return spool_files_named(".rows");
 }
 
 /* ---- Batches and the drain -------------------------------------------------------------- */
@@ -145,6 +167,29 @@ Test(audit_writer, events_are_written_in_batches_and_drained_on_sigterm)
         largest = n > largest ? n : largest;
     }
     cr_expect_gt(largest, EVENTS_PER_MESSAGE, "no batch held more than one message");
+    free(log);
+}
+
+Test(audit_writer, a_row_the_database_refuses_costs_only_itself)
+{
+    const char *extra[] = {ingest_env, NULL};
+    struct audit_rows rows = {0};
+    char *log;
+
+    tsupport_server_start(&server, extra);
+    event_add(&rows, "sifted", 0, "127.0.0.1");
+    event_add(&rows, "sifted", 1, "not an address");
+    event_add(&rows, "sifted", 2, "127.0.0.1");
+    messages_push(&rows, 1);
+    audit_rows_release(&rows);
+    events_push("behind", 5);
+
+    cr_expect_eq(rows_wait(server.db.url, "behind", 500), 500, "a refused row held up the rest");
+    cr_expect_eq(rows_wait(server.db.url, "sifted", 2), 2, "the good rows of its batch are lost");
+    cr_expect_eq(spool_files_named(".refused"), 1, "the refused row was not set aside");
+    cr_expect_eq(spool_files(), 0, "the refused row waits to be written again");
+    log = tsupport_file_read(server.log_path);
+    cr_expect_not_null(strstr(log, "event=rows_refused events=1 kept=yes"), "%s", log);
     free(log);
 }
 
@@ -242,6 +287,17 @@ Test(audit_writer, nothing_is_lost_when_the_database_goes_away)
     tsupport_server_start(&server, extra);
     cr_expect_eq(rows_wait(url, "spooled", 2000), 2000);
     cr_expect_eq(spool_files(), 0, "the spool was not emptied");
+
+    /* A kill -9 while the database is down: what waited a second was already on disk. */
+    cluster("stop", dir);
+    events_push("killed", 20);
+    usleep(1000 * 1000);
+    kill(server.pid, SIGKILL);
+    waitpid(server.pid, NULL, 0);
+    server.pid = -1;
+    cluster("start", dir);
+    tsupport_server_start(&server, extra);
+    cr_expect_eq(rows_wait(url, "killed", 2000), 2000, "a kill -9 lost events held a second");
     cr_expect_eq(tsupport_server_stop(&server), 0);
     cluster("stop", dir);
 }

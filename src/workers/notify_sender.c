@@ -32,8 +32,9 @@
 #define NOTIFY_BATCH 4
 /* A claim covers sending its whole batch, and a margin for recording the outcomes. */
 #define NOTIFY_CLAIM_S (NOTIFY_BATCH * NOTIFY_SEND_TIMEOUT_S + 30)
-/* About 12 hours of retries with the default 5 s base: longer than any token lives. */
-#define NOTIFY_ATTEMPTS_MAX 20
+/* With the default 5 s base: 5,115 s of doubling delays, then 25 hours at the cap, so a
+ * verification message is retried for longer than its 24-hour token lives. */
+#define NOTIFY_ATTEMPTS_MAX 36
 #define NOTIFY_RETRY_CAP_S 3600
 #define NOTIFY_INT_TEXT_BYTES 24
 #define NOTIFY_LOG_VALUE_BYTES 300

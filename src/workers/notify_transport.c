@@ -94,7 +94,11 @@ static void notify_smtp_options(CURL *curl, const struct cfg *cfg, struct notify
     curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, notify_smtp_progress);
     curl_easy_setopt(curl, CURLOPT_XFERINFODATA, up);
     curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(curl, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
+    /* Credentials never travel in clear: with them, a server that offers no STARTTLS (or a
+     * man in the middle who strips it) fails the send instead. */
+    curl_easy_setopt(curl, CURLOPT_USE_SSL,
+                     (long)(cfg->smtp_user != NULL && cfg->smtp_user[0] != '\0' ? CURLUSESSL_ALL
+                                                                                : CURLUSESSL_TRY));
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, NOTIFY_CONNECT_TIMEOUT_S);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT, NOTIFY_SEND_TIMEOUT_S);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);

@@ -427,10 +427,10 @@ Test(http_email, smtp_down_then_up_delivers_once)
     /* A message out of attempts is dead, keeps its error and loses its token. */
     tsupport_db_run(server.db.url,
                     "INSERT INTO email_outbox (to_address, template, payload, attempts)"
-                    " VALUES ('last@example.com', 'verify_email', '{\"token\": \"abc\"}', 19)",
+                    " VALUES ('last@example.com', 'verify_email', '{\"token\": \"abc\"}', 35)",
                     0, NULL);
     cr_expect(sql_wait("SELECT count(*) FROM email_outbox WHERE to_address = $1"
-                       " AND status = 'dead' AND attempts = 20 AND last_error IS NOT NULL"
+                       " AND status = 'dead' AND attempts = 36 AND last_error IS NOT NULL"
                        " AND NOT payload ? 'token'",
                        "last@example.com", DELIVERY_MS));
 
@@ -481,5 +481,23 @@ Test(http_email, mail_dir_without_smtp_host)
                       strstr(e->d_name, ".eml") != NULL,
                   "left behind: %s", e->d_name);
     closedir(d);
+    email_stop();
+}
+
+Test(http_email, a_login_never_crosses_in_clear)
+{
+    const char *extra[] = {
+        "SMTP_HOST=127.0.0.1",  smtp_port_env,
+        "SMTP_USER=mailer",     "SMTP_PASSWORD=relay password kept from the wire",
+        "NOTIFY_RETRY_BASE=1s", NULL};
+
+    tmail_sink_start(&sink); /* it offers no STARTTLS */
+    tsupport_server_start(&server, extra);
+    register_user("tls@example.com", "");
+    cr_expect(sql_wait("SELECT count(*) FROM email_outbox WHERE to_address = $1"
+                       " AND status = 'pending' AND attempts >= 1 AND last_error IS NOT NULL",
+                       "tls@example.com", DELIVERY_MS),
+              "a relay without STARTTLS was given the login");
+    cr_expect_eq(tmail_count(sink.dir, "tls@example.com"), 0);
     email_stop();
 }

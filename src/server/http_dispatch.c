@@ -16,7 +16,7 @@
 #define HTTP_WWW_AUTHENTICATE "WWW-Authenticate: Bearer\r\n"
 #define HTTP_RETRY_SOON "Retry-After: 1\r\n"
 #define HTTP_CTX_TEXT_MAX 512
-#define HTTP_QUERY_TEXT_MAX 256 /* a query name or value, decoded */
+#define HTTP_QUERY_TEXT_MAX 1024 /* a query name or value, decoded: 254 characters of UTF-8 */
 #define HTTP_QUERY_NAMES_MAX 16
 #define HTTP_DISPATCH_LOG_MODULE "dispatch"
 
@@ -99,7 +99,7 @@ static json_t *http_params_json(const struct http_exchange *ex)
 
 /*
  * The query string as a JSON object of decoded strings. The first of repeated names wins;
- * a name or value too long to decode here is dropped, and the pool treats it as absent.
+ * a name too long to decode here is dropped.
  */
 static json_t *http_query_json(const struct http_exchange *ex)
 {
@@ -117,8 +117,13 @@ static json_t *http_query_json(const struct http_exchange *ex)
                                     (int)sizeof(value), 1)
                     : 0;
 
-        if (n > 0 && v >= 0 && json_object_get(out, name) == NULL)
-            json_object_set_new(out, name, http_json_text(value, (size_t)v, HTTP_QUERY_TEXT_MAX));
+        /* A value too long to decode, or not UTF-8, is passed as a non-string, which every
+         * pool refuses with a 400 naming it, rather than cut or treated as absent. */
+        if (n > 0 && json_object_get(out, name) == NULL) {
+            json_t *text = v >= 0 ? json_stringn(value, (size_t)v) : NULL;
+
+            json_object_set_new(out, name, text != NULL ? text : json_false());
+        }
         query += pair_len + (query[pair_len] == '&');
     }
     return out;
@@ -340,7 +345,7 @@ void http_dispatch(struct http_exchange *ex)
 
 /* ---- Authentication -------------------------------------------------------------------- */
 
-static void http_send_unauthorized(struct http_exchange *ex, const char *error, const char *message)
+void http_send_unauthorized(struct http_exchange *ex, const char *error, const char *message)
 {
     http_send_error(ex, 401, error, message, HTTP_WWW_AUTHENTICATE);
 }

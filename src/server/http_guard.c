@@ -121,6 +121,9 @@ static int http_guard_decide(struct http_exchange *ex, int64_t now)
     rc = request != NULL
              ? http_internal_call(link.client, link.timeout_ms, "authz.load", request, &loaded)
              : M360_ENOMEM;
+    /* The account went away since its session was checked. */
+    if (rc == 0 && !json_is_true(json_object_get(loaded, "found")))
+        rc = M360_ENOTFOUND;
     if (rc == 0)
         rc = authz_decide_loaded(loaded, ex->claims.sub, ex->match.route, now, &ex->decision);
     if (rc == 0 && trusted)
@@ -295,6 +298,10 @@ int http_guard(struct http_exchange *ex)
         rc = http_guard_meter(ex, now);
     if (rc == M360_ELIMIT)
         return rc;
+    if (rc == M360_ENOTFOUND) {
+        http_send_unauthorized(ex, "Unauthorized", "The account is no longer active");
+        return rc;
+    }
     if (rc != 0) {
         log_warn(HTTP_GUARD_LOG_MODULE, "event=decision_failed code=%s req_id=%s", err_str(rc),
                  ex->request_id);

@@ -92,6 +92,9 @@ void http_send_raw(struct http_exchange *ex, int status, const char *head, const
 void http_send_error(struct http_exchange *ex, int status, const char *error, const char *message,
                      const char *extra_headers);
 
+/* 401 with the contract's error body and the WWW-Authenticate challenge. */
+void http_send_unauthorized(struct http_exchange *ex, const char *error, const char *message);
+
 /* Sends the contract's error body with the members of `extra` (stolen, may be NULL). */
 void http_send_error_with(struct http_exchange *ex, int status, const char *error,
                           const char *message, json_t *extra, const char *extra_headers);

@@ -306,6 +306,19 @@ Test(http_admin, users_list_pages_newest_first_and_searches_literally)
     expect_get_invalid("/api/admin/users?limit=abc", admin.access, "limit");
     expect_get_invalid("/api/admin/users?limit=1.5", admin.access, "limit");
     expect_get_invalid("/api/admin/users?q=a%00b", admin.access, "q");
+    expect_get_invalid("/api/admin/users?q=%FF", admin.access, "q");
+    {
+        /* Too long for the contract, and too long to decode at all: refused, not ignored. */
+        char path[2200];
+
+        for (size_t len = 300; len <= 2000; len += 1700) {
+            int at = snprintf(path, sizeof(path), "/api/admin/users?q=");
+
+            memset(path + at, 'a', len);
+            path[at + (int)len] = '\0';
+            expect_get_invalid(path, admin.access, "q");
+        }
+    }
     admin_stop();
 }
 

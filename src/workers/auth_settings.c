@@ -48,6 +48,16 @@ static const struct db_stmt auth_settings_stmts[] = {
      "SELECT value FROM json_array_elements_text($1::json) AS e (value)"
      " WHERE NOT EXISTS (SELECT 1 FROM permissions p WHERE p.name = value)",
      1},
+    /* The names the caller's own role does not hold: a role never grants more than its
+     * creator has. */
+    {"auth_roles_permissions_beyond_caller",
+     "SELECT value FROM json_array_elements_text($2::json) AS e (value)"
+     " WHERE NOT EXISTS (SELECT 1"
+     "                     FROM user_accounts u"
+     "                     JOIN role_permissions rp ON rp.role_id = u.role_id"
+     "                     JOIN permissions p ON p.id = rp.permission_id"
+     "                    WHERE u.id = $1 AND p.name = value)",
+     2},
     {"auth_roles_insert",
      "INSERT INTO roles (name, description, privilege_level) VALUES ($1, $2, $3) RETURNING id",
      3},
@@ -341,6 +351,7 @@ enum auth_role_refusal {
     AUTH_ROLE_GONE,     /* the caller's account went away: 401 */
     AUTH_ROLE_TOO_HIGH, /* at or above the caller's own level: 403 */
     AUTH_ROLE_UNKNOWN,  /* a permission that does not exist: 400 */
+    AUTH_ROLE_BEYOND,   /* a permission the caller does not hold: 403 */
 };
 
 struct auth_role_tx {
@@ -352,11 +363,13 @@ struct auth_role_tx {
     char id[INPUT_UUID_CHARS + 1];
 };
 
-/* A caller may only create roles strictly below their own level. */
+/* A caller may only create roles strictly below their own level, holding no permission the
+ * caller's own role lacks. */
 static int auth_role_check(struct db *db, struct auth_role_tx *tx)
 {
     const char *caller[] = {tx->caller_id};
     const char *names[] = {tx->permissions};
+    const char *beyond[] = {tx->caller_id, tx->permissions};
     PGresult *res = NULL;
     int rc = db_exec(db, "auth_roles_caller_level", 1, caller, &res);
 
@@ -374,6 +387,14 @@ static int auth_role_check(struct db *db, struct auth_role_tx *tx)
         tx->refusal = AUTH_ROLE_UNKNOWN;
         snprintf(tx->reason, sizeof(tx->reason), "unknown permission: %s", PQgetvalue(res, 0, 0));
     }
+    PQclear(res);
+    res = NULL;
+    if (rc != 0 || tx->refusal != AUTH_ROLE_OK)
+        return rc;
+
+    rc = db_exec(db, "auth_roles_permissions_beyond_caller", 2, beyond, &res);
+    if (rc == 0 && PQntuples(res) > 0)
+        tx->refusal = AUTH_ROLE_BEYOND;
     PQclear(res);
     return rc;
 }
@@ -484,6 +505,10 @@ int auth_admin_roles_create(struct pool_worker *worker, const struct pool_reques
         return 0;
     case AUTH_ROLE_UNKNOWN:
         worker_reply_invalid_field(reply, "permissions", tx.reason);
+        return 0;
+    case AUTH_ROLE_BEYOND:
+        pool_reply_error(reply, 403, "Forbidden",
+                         "A role may only hold permissions your own role holds", NULL);
         return 0;
     case AUTH_ROLE_OK:
         break;

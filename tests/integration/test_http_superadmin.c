@@ -512,3 +512,35 @@ Test(http_superadmin, roles_rank_below_the_caller)
     }
     superadmin_stop();
 }
+
+/* A role never grants more than its creator holds: a role maker without manage_settings
+ * cannot mint a role that has it. */
+Test(http_superadmin, roles_hold_only_what_the_caller_holds)
+{
+    struct tsupport_user maker;
+    struct tsupport_response res;
+
+    tsupport_db_run(server.db.url,
+                    "INSERT INTO roles (name, description, privilege_level)"
+                    " VALUES ('rolemaker', 'creates roles', 80)",
+                    0, NULL);
+    tsupport_db_run(server.db.url,
+                    "INSERT INTO role_permissions (role_id, permission_id)"
+                    " SELECT r.id, p.id FROM roles r, permissions p"
+                    "  WHERE r.name = 'rolemaker' AND p.name IN ('manage_roles', 'read_profile')",
+                    0, NULL);
+    user_with_role("maker@example.com", "rolemaker", &maker);
+    expect_error("POST", "/api/admin/roles", maker.access,
+                 "{\"name\": \"escalated\", \"description\": \"\", \"privilegeLevel\": 10,"
+                 " \"permissions\": [\"read_profile\", \"manage_settings\"]}",
+                 403, "Forbidden");
+    cr_expect_eq(db_scalar("SELECT count(*) FROM roles WHERE name = 'escalated'", NULL), 0);
+
+    request("POST", "/api/admin/roles", maker.access,
+            "{\"name\": \"reader\", \"description\": \"\", \"privilegeLevel\": 10,"
+            " \"permissions\": [\"read_profile\"]}",
+            &res);
+    cr_expect_eq(res.status, 201, "%s", res.body);
+    tsupport_response_cleanup(&res);
+    superadmin_stop();
+}

@@ -285,3 +285,36 @@ Test(quota, a_busy_user_is_counted_exactly_while_blocks_are_leased_ahead)
     cr_expect_eq(used, BUSY_THREADS * BUSY_TAKES);
     cr_expect_eq(leased, 0);
 }
+
+/* More users than one settlement call carries: at shutdown every block goes back. */
+Test(quota, every_block_goes_back_when_many_users_hold_one)
+{
+    enum { USERS = 1200 };
+    struct quota *quota = quota_new();
+    struct backend b;
+    struct quota_state state;
+    PGconn *conn = tsupport_connect(test_db.url);
+    PGresult *res = tsupport_query(conn,
+                                   "INSERT INTO user_accounts (email, password_hash, role_id)"
+                                   " SELECT 'many' || n || '@example.com', 'x', r.id"
+                                   "   FROM generate_series(1, 1200) AS n, roles r"
+                                   "  WHERE r.name = 'user'"
+                                   " RETURNING id",
+                                   0, NULL);
+
+    cr_assert_eq(PQntuples(res), USERS, "%s", PQresultErrorMessage(res));
+    backend_open(&b);
+    for (int i = 0; i < USERS; i++)
+        cr_assert_eq(quota_take(quota, &b.quota, PQgetvalue(res, i, 0), 1000, FEB_1, &state), 0);
+    PQclear(res);
+
+    cr_expect_eq(quota_settle(quota, &b.quota, FEB_1, true), 0);
+    cr_expect_eq(tsupport_scalar(conn,
+                                 "SELECT count(*) FROM quota_usage"
+                                 " WHERE period_start = '2026-02-01' AND used = 1 AND leased = 0",
+                                 0, NULL),
+                 USERS, "some blocks were kept at shutdown");
+    quota_destroy(&quota);
+    backend_close(&b);
+    PQfinish(conn);
+}

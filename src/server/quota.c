@@ -359,11 +359,13 @@ static void quota_settlement(struct quota_entry *entry, bool returning,
  * Moves what `stripe` has to settle into calls[*count..], up to QUOTA_SETTLE_BATCH. Blocks
  * that go back mark their entry busy and returning, so nobody leases for that user until
  * the database has them back. Idle entries with nothing to settle are dropped at once.
+ * Returns false when the batch filled before the end of the stripe.
  */
-static void quota_stripe_collect(struct quota_stripe *stripe, const char *period, int64_t now,
+static bool quota_stripe_collect(struct quota_stripe *stripe, const char *period, int64_t now,
                                  bool everything, struct quota_lease_call *calls, int *count)
 {
     struct quota_entry **link = &stripe->entries;
+    bool whole;
 
     pthread_mutex_lock(&stripe->lock);
     while (*link != NULL && *count < QUOTA_SETTLE_BATCH) {
@@ -383,7 +385,9 @@ static void quota_stripe_collect(struct quota_stripe *stripe, const char *period
         }
         link = &entry->next;
     }
+    whole = *link == NULL;
     pthread_mutex_unlock(&stripe->lock);
+    return whole;
 }
 
 /* Drops the entries whose blocks went back, and wakes whoever waited for them. */
@@ -419,14 +423,17 @@ int quota_settle(struct quota *quota, const struct quota_backend *backend, int64
         return M360_ENOMEM;
     quota_period(now, period, &reset_at);
 
-    /* Stripes are visited in runs that fill one batch, so one call settles many users. */
+    /* Stripes are visited in runs that fill one batch, so one call settles many users; a
+     * stripe the batch filled in the middle of starts the next run. */
     while (first < QUOTA_STRIPES) {
         int last = first;
         int count = 0;
+        bool whole = true;
         int call_rc;
 
-        while (last < QUOTA_STRIPES && count < QUOTA_SETTLE_BATCH)
-            quota_stripe_collect(&quota->stripes[last++], period, now, everything, calls, &count);
+        while (whole && last < QUOTA_STRIPES && count < QUOTA_SETTLE_BATCH)
+            whole = quota_stripe_collect(&quota->stripes[last++], period, now, everything, calls,
+                                         &count);
         call_rc = count > 0 ? backend->settle(backend->arg, calls, count) : 0;
         if (call_rc != 0) {
             /* The units stay leased in the row: the users are under-served, never over. */
@@ -436,7 +443,7 @@ int quota_settle(struct quota *quota, const struct quota_backend *backend, int64
         }
         for (int i = first; i < last; i++)
             quota_stripe_release(&quota->stripes[i]);
-        first = last;
+        first = whole ? last : last - 1;
     }
     free(calls);
     return rc;

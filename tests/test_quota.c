@@ -286,10 +286,10 @@ Test(quota, a_busy_user_is_counted_exactly_while_blocks_are_leased_ahead)
     cr_expect_eq(leased, 0);
 }
 
-/* More users than one settlement call carries: at shutdown every block goes back. */
+/* Many more users than one settlement call carries: at shutdown every block goes back. */
 Test(quota, every_block_goes_back_when_many_users_hold_one)
 {
-    enum { USERS = 1200 };
+    enum { USERS = 4000 };
     struct quota *quota = quota_new();
     struct backend b;
     struct quota_state state;
@@ -297,7 +297,7 @@ Test(quota, every_block_goes_back_when_many_users_hold_one)
     PGresult *res = tsupport_query(conn,
                                    "INSERT INTO user_accounts (email, password_hash, role_id)"
                                    " SELECT 'many' || n || '@example.com', 'x', r.id"
-                                   "   FROM generate_series(1, 1200) AS n, roles r"
+                                   "   FROM generate_series(1, 4000) AS n, roles r"
                                    "  WHERE r.name = 'user'"
                                    " RETURNING id",
                                    0, NULL);

@@ -48,6 +48,7 @@ struct cfg {
     char *smtp_from;
     char *mail_dir;              /* MAIL_DIR */
     int64_t notify_retry_base_s; /* NOTIFY_RETRY_BASE: the first retry's delay, then doubled */
+    int64_t subscription_sweep_interval_s; /* SUBSCRIPTION_SWEEP_INTERVAL */
 
     char *app_base_url;           /* APP_BASE_URL, without a trailing slash */
     char *billing_webhook_secret; /* BILLING_WEBHOOK_SECRET */

@@ -59,6 +59,8 @@ static const struct cfg_var cfg_vars[] = {
     {"SMTP_FROM", CFG_STRING, CFG_FIELD(smtp_from), "MANAS360 <no-reply@localhost>", 0, 0},
     {"MAIL_DIR", CFG_STRING, CFG_FIELD(mail_dir), NULL, 0, 0},
     {"NOTIFY_RETRY_BASE", CFG_DURATION, CFG_FIELD(notify_retry_base_s), "5s", 1, 3600},
+    {"SUBSCRIPTION_SWEEP_INTERVAL", CFG_DURATION, CFG_FIELD(subscription_sweep_interval_s), "30s",
+     1, 3600},
     {"APP_BASE_URL", CFG_URL, CFG_FIELD(app_base_url), "http://localhost:5001", 0, 0},
     {"BILLING_WEBHOOK_SECRET", CFG_SECRET, CFG_FIELD(billing_webhook_secret), NULL, 0, 0},
     {"MANAS360_BOOTSTRAP_EMAIL", CFG_STRING, CFG_FIELD(bootstrap_email), NULL, 0, 0},

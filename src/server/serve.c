@@ -138,6 +138,7 @@ int serve_run(const struct cfg *cfg, unsigned parts)
     struct pool *pools[SERVE_POOL_COUNT] = {NULL};
     struct http_server *server = NULL;
     struct notify_sender *sender = NULL;
+    struct billing_sweep *sweep = NULL;
     struct audit_writer *audit_writer = NULL;
     sigset_t stop_signals;
     void *zmq_ctx = NULL;
@@ -171,6 +172,11 @@ int serve_run(const struct cfg *cfg, unsigned parts)
         if (sender == NULL)
             rc = M360_EINTERNAL;
     }
+    if (rc == 0 && (parts & SERVE_POOL_BILLING)) {
+        sweep = billing_sweep_new(cfg);
+        if (sweep == NULL)
+            rc = M360_EINTERNAL;
+    }
     if (rc == 0 && (parts & SERVE_POOL_AUDIT)) {
         audit_writer = audit_writer_new(zmq_ctx, cfg);
         if (audit_writer == NULL)
@@ -192,6 +198,7 @@ int serve_run(const struct cfg *cfg, unsigned parts)
     /* Front end first: its in-flight requests still need the pools to answer them, and the
      * audit events it pushes on the way out still need the writer. */
     http_server_destroy(&server);
+    billing_sweep_destroy(&sweep);
     notify_sender_destroy(&sender);
     audit_writer_destroy(&audit_writer);
     for (int i = SERVE_POOL_COUNT - 1; i >= 0; i--)

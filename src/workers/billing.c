@@ -17,11 +17,8 @@
 #include "billing_internal.h"
 #include "billing_quota.h"
 
-/*
- * XXX: payments and the webhook, and the sweeps that expire ended subscriptions, are not
- * built; until the sweeps exist, the view's CASE (and the front end's clock check) is what
- * turns an active row past ends_at into 'expired'.
- */
+/* XXX: payments and the webhook are not built: a paid plan is only reached by a trial or by
+ * an administrator's change. */
 
 /* The catalogue's columns, in the order of billing_plans_public. */
 enum billing_plan_col {

@@ -38,7 +38,12 @@ json_t *billing_plan_json(const PGresult *res, int row);
 
 /* ---- billing_subscribe.c ------------------------------------------------------------- */
 
+/* Prepares the subscription statements, billing_user_lock and billing_role_follow among them. */
 int billing_subscribe_prepare(struct db *db);
+
+/* Moves the owner's role after their subscriptions changed (only between `user` and
+ * `subscriber`); adds {from, to} as `role` to `details` when it moved. */
+int billing_role_follow(struct db *db, const char *user_id, json_t *details);
 
 int billing_subscription_create(struct pool_worker *worker, const struct pool_request *req,
                                 struct pool_reply *reply);

@@ -196,8 +196,7 @@ static int billing_row(struct db *db, const char *stmt, int nparams, const char 
     return rc;
 }
 
-/* Moves the owner's role after their subscriptions changed; adds {from, to} to `details`. */
-static int billing_role_follow(struct db *db, const char *user_id, json_t *details)
+int billing_role_follow(struct db *db, const char *user_id, json_t *details)
 {
     const char *params[] = {user_id};
     PGresult *res = NULL;

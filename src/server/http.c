@@ -238,7 +238,28 @@ static bool http_is_json(const char *content_type)
 }
 
 /* Checks the body as the contract orders it: 415, then InvalidJson. */
-static int http_check_body(struct http_exchange *ex)
+/* 400 ValidationError naming each member of `body` as an unknown field. */
+static void http_send_unknown_fields(struct http_exchange *ex, const json_t *body)
+{
+    json_t *fields = json_object();
+    const char *name;
+    json_t *value;
+
+    json_object_foreach((json_t *)body, name, value)
+    {
+        (void)value;
+        json_object_set_new(fields, name, json_string("unknown field"));
+    }
+    http_send_error_with(ex, 400, "ValidationError", "Validation failed",
+                         json_pack("{s:o}", "fields", fields), "");
+}
+
+/*
+ * Checks the body: 415 without a JSON content type, 400 InvalidJson unless it is one JSON
+ * object, and, for a route that takes no fields (`fields_allowed` false), 400
+ * ValidationError when the object has members. A blank body becomes "{}".
+ */
+static int http_check_body(struct http_exchange *ex, bool fields_allowed)
 {
     json_error_t error;
     json_t *parsed;
@@ -263,6 +284,11 @@ static int http_check_body(struct http_exchange *ex)
     parsed = json_loadb(ex->body, ex->body_len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &error);
     if (parsed == NULL || !json_is_object(parsed)) {
         http_send_error(ex, 400, "InvalidJson", "The body must be one JSON object", "");
+        json_decref(parsed);
+        return M360_EINVAL;
+    }
+    if (!fields_allowed && json_object_size(parsed) > 0) {
+        http_send_unknown_fields(ex, parsed);
         json_decref(parsed);
         return M360_EINVAL;
     }
@@ -316,12 +342,13 @@ static void http_serve(struct http_exchange *ex)
     if (ex->match.route->guard == ROUTE_AUTHENTICATED &&
         (http_authenticate(ex) != 0 || http_guard(ex) != 0))
         return;
+    /* Local answers take no fields; a pool checks the fields of its own messages. */
+    if (http_check_body(ex, ex->match.route->target != ROUTE_LOCAL) != 0)
+        return;
     if (ex->match.route->target == ROUTE_LOCAL) {
         http_serve_local(ex);
         return;
     }
-    if (http_check_body(ex) != 0)
-        return;
     http_dispatch(ex);
 }
 

@@ -520,3 +520,52 @@ Test(http_guard, two_processes_share_one_quota_and_it_survives_a_restart)
     tsupport_response_cleanup(&res);
     guard_stop();
 }
+
+/* The answers made in the front end check their body after the access decision, as every
+ * route does: 415, InvalidJson, unknown fields; a refused body costs no quota. */
+Test(http_guard, local_answers_check_the_body_after_the_decision)
+{
+    static const char *const text_type[] = {"Content-Type: text/plain", NULL};
+    struct tsupport_user user;
+    struct tsupport_response res;
+    struct tsupport_request req = {.method = "GET", .path = DASHBOARD};
+
+    tsupport_user_new(server.port, "bodies@example.com", PASSWORD, &user);
+    plan_set(user.email, "Pro", NULL);
+    quota_used_set(user.email, 9990);
+    get_until(DASHBOARD, user.access, 200, &res);
+    tsupport_response_cleanup(&res);
+
+    req.token = user.access;
+    req.body = "plain words";
+    req.headers = text_type;
+    tsupport_send(server.port, &req, &res);
+    tsupport_expect_error(&res, 415, "UnsupportedMediaType");
+    tsupport_response_cleanup(&res);
+
+    req.headers = NULL;
+    req.body = "{\"broken\": ";
+    tsupport_send(server.port, &req, &res);
+    tsupport_expect_error(&res, 400, "InvalidJson");
+    tsupport_response_cleanup(&res);
+
+    req.body = "{\"months\": 3}";
+    req.path = "/api/api/status";
+    tsupport_send(server.port, &req, &res);
+    tsupport_expect_error(&res, 400, "ValidationError");
+    cr_expect_str_eq(tsupport_str(res.json, "fields.months"), "unknown field");
+    tsupport_response_cleanup(&res);
+
+    /* No token still answers 401 first, whatever the body. */
+    req.token = NULL;
+    tsupport_send(server.port, &req, &res);
+    tsupport_expect_error(&res, 401, "Unauthorized");
+    tsupport_response_cleanup(&res);
+
+    /* Only the first GET took a unit: the refused bodies gave theirs back. */
+    get(DASHBOARD, user.access, &res);
+    cr_expect_eq(res.status, 200, "%s", res.body);
+    cr_expect_eq(header_long(&res, "X-RateLimit-Remaining"), 8);
+    tsupport_response_cleanup(&res);
+    guard_stop();
+}

@@ -19,7 +19,6 @@
 #define AUTHZ_NAME_BYTES 65   /* role, plan, permission and feature names: 64 characters */
 #define AUTHZ_STATUS_BYTES 16 /* "active", "cancelled", "expired", "pending", "none" */
 #define AUTHZ_TTL_S 60        /* an entry older than this is loaded again */
-#define AUTHZ_PLAN_JSON_MAX 2048
 
 /* Which step of the access decision refused, if any. */
 enum authz_step {
@@ -40,10 +39,14 @@ struct authz_decision {
     int64_t quota_limit;             /* the plan's monthly requests; 0 when not subscribed */
     const char *missing[ROUTE_FEATURES_MAX]; /* the route's features the plan lacks */
     int nmissing;
-    /* "plan":"Pro","features":[...] as JSON object members; plan null and no features when
-     * not subscribed. */
-    char plan_json[AUTHZ_PLAN_JSON_MAX];
+    /* Only for a route answered from it (the premium dashboard), else NULL: a malloc'd
+     * "plan":"Pro","features":[...] as JSON object members, plan null and no features when
+     * not subscribed. Freed by authz_decision_release(). */
+    char *plan_json;
 };
+
+/* Frees what a decision owns; safe on a zeroed or already released one. */
+void authz_decision_release(struct authz_decision *decision);
 
 struct authz_cache;
 

@@ -374,6 +374,7 @@ static int http_handle(struct mg_connection *conn, void *data)
         http_serve(&ex);
     }
     http_guard_finish(&ex);
+    authz_decision_release(&ex.decision);
     http_access_log(&ex);
     free(ex.body);
     atomic_fetch_sub(&ex.server->in_flight, 1);

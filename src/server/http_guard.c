@@ -317,6 +317,9 @@ void http_guard_finish(struct http_exchange *ex)
         quota_refund(ex->server->quota, ex->claims.sub, http_guard_now());
 }
 
+/* What the dashboard adds around the plan's members: keys, a status, times and numbers. */
+#define HTTP_DASHBOARD_FRAME_BYTES 512
+
 /* ---- Answers made of the decision -------------------------------------------------------- */
 
 static void http_send_json(struct http_exchange *ex, json_t *body)
@@ -358,11 +361,12 @@ void http_serve_quota_status(struct http_exchange *ex)
 void http_serve_dashboard(struct http_exchange *ex)
 {
     const struct authz_decision *d = &ex->decision;
-    char body[AUTHZ_PLAN_JSON_MAX + 512];
     char reset[HTTP_TIME_BYTES];
     char ends_at[HTTP_TIME_BYTES];
     char ends[HTTP_TIME_BYTES + 2] = "null";
-    int len;
+    size_t size = d->plan_json != NULL ? strlen(d->plan_json) + HTTP_DASHBOARD_FRAME_BYTES : 0;
+    char *body = size > 0 ? malloc(size) : NULL;
+    int len = -1;
 
     /* Built by hand: every piece is already JSON (plan_json) or can hold nothing to escape
      * (numbers, times, a status from the schema's list), and this answer is on the hot path. */
@@ -371,15 +375,16 @@ void http_serve_dashboard(struct http_exchange *ex)
         http_time_text(d->ends_at, ends_at);
         snprintf(ends, sizeof(ends), "\"%s\"", ends_at);
     }
-    len = snprintf(body, sizeof(body),
-                   "{\"success\":true,\"dashboard\":{%s,\"subscription\":{\"status\":\"%s\","
-                   "\"endsAt\":%s},\"usage\":{\"limit\":%lld,\"used\":%lld,\"remaining\":%lld,"
-                   "\"resetAt\":\"%s\"}}}",
-                   d->plan_json, d->status, ends, (long long)ex->quota.limit,
-                   (long long)ex->quota.used, (long long)ex->quota.remaining, reset);
-    if (len < 0 || (size_t)len >= sizeof(body)) {
+    if (body != NULL)
+        len = snprintf(body, size,
+                       "{\"success\":true,\"dashboard\":{%s,\"subscription\":{\"status\":\"%s\","
+                       "\"endsAt\":%s},\"usage\":{\"limit\":%lld,\"used\":%lld,\"remaining\":%lld,"
+                       "\"resetAt\":\"%s\"}}}",
+                       d->plan_json, d->status, ends, (long long)ex->quota.limit,
+                       (long long)ex->quota.used, (long long)ex->quota.remaining, reset);
+    if (len < 0 || (size_t)len >= size)
         http_send_error(ex, 500, "InternalError", "Internal error", "");
-        return;
-    }
-    http_send(ex, 200, "", body);
+    else
+        http_send(ex, 200, "", body);
+    free(body);
 }

@@ -569,3 +569,35 @@ Test(http_guard, local_answers_check_the_body_after_the_decision)
     tsupport_response_cleanup(&res);
     guard_stop();
 }
+
+/* A plan with a long list of features still decides and renders: hundreds of names of the
+ * longest length. */
+Test(http_guard, a_plan_with_many_features_still_answers)
+{
+    struct tsupport_user user;
+    struct tsupport_response res;
+
+    tsupport_db_run(
+        server.db.url,
+        "WITH f AS (INSERT INTO features (name, category)"
+        "           SELECT 'feature_' || lpad(n::text, 4, '0') || '_' || repeat('x', 51),"
+        "                  'bulk'"
+        "             FROM generate_series(1, 300) AS n RETURNING id)"
+        " INSERT INTO plan_features (plan_id, feature_id)"
+        " SELECT p.id, f.id FROM f, subscription_plans p WHERE p.name = 'Enterprise'",
+        0, NULL);
+    tsupport_user_new(server.port, "large@example.com", PASSWORD, &user);
+    plan_set(user.email, "Enterprise", NULL);
+    get_until(DASHBOARD, user.access, 200, &res);
+    cr_assert_eq(res.status, 200, "%s", res.body);
+    cr_expect_eq(json_array_size(tsupport_get(res.json, "dashboard.features")), 306);
+    cr_expect(features_have(tsupport_get(res.json, "dashboard.features"),
+                            "feature_0300_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+              "%s", res.body);
+    tsupport_response_cleanup(&res);
+
+    get("/api/api/status", user.access, &res);
+    cr_expect_eq(res.status, 200, "%s", res.body);
+    tsupport_response_cleanup(&res);
+    guard_stop();
+}

@@ -218,6 +218,29 @@ Test(caches, a_role_change_through_one_front_end_is_enforced_by_the_other)
     stop_both();
 }
 
+Test(caches, a_permission_renamed_in_the_database_is_enforced_by_both)
+{
+    struct tsupport_user root;
+    struct tsupport_user pro;
+    long long took;
+
+    operators_new(&root, &pro);
+    tsupport_user_role(first.db.url, pro.email, "admin");
+    took = poll_until(&second, "/api/admin/users", pro.access, is_status, &(long){200});
+    cr_assert(took >= 0, "the admin was never let in");
+
+    /* The route asks for manage_users by name: a role holding it under another name does
+     * not qualify any more. */
+    tsupport_db_run(first.db.url,
+                    "UPDATE permissions SET name = 'manage_people' WHERE name = 'manage_users'", 0,
+                    NULL);
+    took = poll_until(&second, "/api/admin/users", pro.access, is_status, &(long){403});
+    cr_expect(took >= 0 && took <= WITHIN_MS, "a renamed permission took %lld ms", took);
+    took = poll_until(&first, "/api/admin/users", pro.access, is_status, &(long){403});
+    cr_expect(took >= 0 && took <= WITHIN_MS, "a renamed permission took %lld ms", took);
+    stop_both();
+}
+
 Test(caches, a_plan_change_through_one_front_end_is_enforced_by_the_other)
 {
     struct tsupport_user root;

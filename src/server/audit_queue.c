@@ -65,39 +65,67 @@ void audit_queue_push(struct audit_queue *queue, json_t *event)
         audit_queue_drop(queue, 1);
 }
 
+/* The items of `array` from `first` to `last` (excluded), as a new array; NULL without
+ * memory. */
+static json_t *audit_array_slice(json_t *array, size_t first, size_t last)
+{
+    json_t *slice = json_array();
+
+    for (size_t i = first; slice != NULL && i < last; i++) {
+        if (json_array_append(slice, json_array_get(array, i)) != 0) {
+            json_decref(slice);
+            slice = NULL;
+        }
+    }
+    return slice;
+}
+
+/* A take splits the queue into two new arrays, and a requeue joins two, rather than shifting
+ * events one at a time: each costs the queue's length once, however long the backlog. */
 json_t *audit_queue_take(struct audit_queue *queue)
 {
     json_t *batch = NULL;
+    json_t *rest;
+    size_t size;
 
     pthread_mutex_lock(&queue->lock);
-    if (json_array_size(queue->events) <= AUDIT_QUEUE_BATCH && json_array_size(queue->events) > 0) {
-        batch = queue->events;
-        queue->events = json_array();
-        if (queue->events == NULL) {
-            queue->events = batch;
-            batch = NULL;
-        }
-    } else if (json_array_size(queue->events) > 0) {
-        batch = json_array();
-        for (size_t i = 0; batch != NULL && i < AUDIT_QUEUE_BATCH; i++)
-            json_array_append(batch, json_array_get(queue->events, i));
-        for (size_t i = 0; batch != NULL && i < AUDIT_QUEUE_BATCH; i++)
-            json_array_remove(queue->events, 0);
+    size = json_array_size(queue->events);
+    rest = size > 0 ? json_array() : NULL;
+    if (size > AUDIT_QUEUE_BATCH && rest != NULL) {
+        json_decref(rest);
+        rest = audit_array_slice(queue->events, AUDIT_QUEUE_BATCH, size);
+        batch = rest != NULL ? audit_array_slice(queue->events, 0, AUDIT_QUEUE_BATCH) : NULL;
+    } else if (rest != NULL) {
+        batch = json_incref(queue->events);
+    }
+    if (batch != NULL) {
+        json_decref(queue->events);
+        queue->events = rest;
+        rest = NULL;
     }
     pthread_mutex_unlock(&queue->lock);
+    json_decref(rest);
     return batch;
 }
 
 void audit_queue_requeue(struct audit_queue *queue, json_t *batch)
 {
     size_t dropped = 0;
+    json_t *joined;
 
+    /* The batch goes back in front; what no longer fits under the bound is dropped. */
     pthread_mutex_lock(&queue->lock);
-    for (size_t i = json_array_size(batch); i > 0; i--) {
-        if (json_array_size(queue->events) < AUDIT_QUEUE_MAX)
-            json_array_insert(queue->events, 0, json_array_get(batch, i - 1));
-        else
+    joined = audit_array_slice(batch, 0, json_array_size(batch));
+    for (size_t i = 0; joined != NULL && i < json_array_size(queue->events); i++) {
+        if (json_array_size(joined) >= AUDIT_QUEUE_MAX ||
+            json_array_append(joined, json_array_get(queue->events, i)) != 0)
             dropped++;
+    }
+    if (joined != NULL) {
+        json_decref(queue->events);
+        queue->events = joined;
+    } else {
+        dropped = json_array_size(batch);
     }
     pthread_mutex_unlock(&queue->lock);
     json_decref(batch);

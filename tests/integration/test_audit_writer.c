@@ -26,6 +26,9 @@
 #define RESET_PASSWORD "horse staple battery reset"
 #define USER_EMAIL "secrets@example.com"
 #define ADMIN_EMAIL "admin-secrets@example.com"
+#define BOOT_EMAIL "first-admin@example.com"
+#define BOOT_PASSWORD "the very first administrator"
+#define SMTP_PASSWORD "relay password never in the trail"
 #define EVENTS_PER_MESSAGE 100
 #define WRITE_WAIT_MS 10000
 
@@ -75,17 +78,20 @@ static void event_add(struct audit_rows *rows, const char *batch, int n, const c
     json_decref(event);
 }
 
-/* Pushes `messages` messages of EVENTS_PER_MESSAGE events tagged with `batch`. */
-static void events_push(const char *batch, int messages)
+/* Pushes `count` messages of EVENTS_PER_MESSAGE events tagged with `batch`. */
+static void events_push(const char *batch, int count)
 {
-    for (int m = 0; m < messages; m++) {
-        struct audit_rows rows = {0};
+    struct audit_rows *messages = calloc((size_t)count, sizeof(*messages));
 
+    cr_assert_not_null(messages);
+    for (int m = 0; m < count; m++) {
         for (int i = 0; i < EVENTS_PER_MESSAGE; i++)
-            event_add(&rows, batch, m * EVENTS_PER_MESSAGE + i, "127.0.0.1");
-        messages_push(&rows, 1);
-        audit_rows_release(&rows);
+            event_add(&messages[m], batch, m * EVENTS_PER_MESSAGE + i, "127.0.0.1");
     }
+    messages_push(messages, count);
+    for (int m = 0; m < count; m++)
+        audit_rows_release(&messages[m]);
+    free(messages);
 }
 
 static long rows_of(const char *url, const char *batch)
@@ -150,14 +156,20 @@ Test(audit_writer, events_are_written_in_batches_and_drained_on_sigterm)
     const char *line;
     long largest = 0;
 
+    long long pushed;
+
     tsupport_server_start(&server, extra);
     events_push("first", 30);
+    pushed = tsupport_now_ms();
     cr_expect_eq(rows_wait(server.db.url, "first", 3000), 3000);
+    cr_expect_leq(tsupport_now_ms() - pushed, 2000, "rows took %lld ms to appear",
+                  tsupport_now_ms() - pushed);
 
-    /* Pushed and at once stopped: what was received is written before the exit. */
-    events_push("second", 30);
+    /* Pushed and at once stopped, more than a few batches' worth: what was received is
+     * written before the exit. */
+    events_push("second", 500);
     cr_expect_eq(tsupport_server_stop(&server), 0);
-    cr_expect_eq(rows_of(server.db.url, "second"), 3000);
+    cr_expect_eq(rows_of(server.db.url, "second"), 50000);
 
     log = tsupport_file_read(server.log_path);
     for (line = strstr(log, "event=batch_written events="); line != NULL;
@@ -186,6 +198,10 @@ Test(audit_writer, a_row_the_database_refuses_costs_only_itself)
 
     cr_expect_eq(rows_wait(server.db.url, "behind", 500), 500, "a refused row held up the rest");
     cr_expect_eq(rows_wait(server.db.url, "sifted", 2), 2, "the good rows of its batch are lost");
+    /* The refused rows are set aside once their whole batch has been gone through. */
+    for (long long until = tsupport_now_ms() + WRITE_WAIT_MS;
+         spool_files_named(".refused") == 0 && tsupport_now_ms() < until;)
+        usleep(50 * 1000);
     cr_expect_eq(spool_files_named(".refused"), 1, "the refused row was not set aside");
     cr_expect_eq(spool_files(), 0, "the refused row waits to be written again");
     log = tsupport_file_read(server.log_path);
@@ -349,13 +365,19 @@ Test(audit_writer, partitions_past_the_retention_are_dropped)
 
 Test(audit_writer, no_row_holds_a_password_token_or_secret)
 {
-    const char *extra[] = {ingest_env, NULL};
+    const char *extra[] = {ingest_env,
+                           "MANAS360_BOOTSTRAP_EMAIL=" BOOT_EMAIL,
+                           "MANAS360_BOOTSTRAP_PASSWORD=" BOOT_PASSWORD,
+                           "SMTP_USER=relay-user",
+                           "SMTP_PASSWORD=" SMTP_PASSWORD,
+                           NULL};
+    struct tsupport_user boot;
     struct tsupport_user user;
     struct tsupport_user admin;
     struct tsupport_response res;
     char body[4200];
     char path[128];
-    const char *secrets[20];
+    const char *secrets[24];
     int nsecrets = 0;
     char *refreshed = NULL;
     char mail_dir[600];
@@ -370,6 +392,7 @@ Test(audit_writer, no_row_holds_a_password_token_or_secret)
     tsupport_user_role(server.db.url, ADMIN_EMAIL, "superadmin");
     cr_assert_eq(tsupport_login(server.port, ADMIN_EMAIL, PASSWORD, NULL, &admin), 200);
     cr_expect_eq(tsupport_login(server.port, USER_EMAIL, "wrong password 1", NULL, NULL), 401);
+    cr_expect_eq(tsupport_login(server.port, BOOT_EMAIL, BOOT_PASSWORD, NULL, &boot), 200);
 
     snprintf(body, sizeof(body), "{\"refreshToken\":\"%s\"}", user.refresh);
     tsupport_json(server.port, "POST", "/api/auth/refresh", NULL, body, &res);
@@ -447,6 +470,10 @@ Test(audit_writer, no_row_holds_a_password_token_or_secret)
     secrets[nsecrets++] = TSUPPORT_JWT_REFRESH_SECRET;
     secrets[nsecrets++] = TSUPPORT_WEBHOOK_SECRET;
     secrets[nsecrets++] = RESET_PASSWORD;
+    secrets[nsecrets++] = BOOT_PASSWORD;
+    secrets[nsecrets++] = SMTP_PASSWORD;
+    secrets[nsecrets++] = boot.access;
+    secrets[nsecrets++] = boot.refresh;
     secrets[nsecrets++] = verify_token;
     secrets[nsecrets++] = reset_token;
 

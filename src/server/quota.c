@@ -264,7 +264,12 @@ int quota_take(struct quota *quota, const struct quota_backend *backend, const c
                                   now);
             break;
         }
-        /* Refused this second already: other processes rarely give units back sooner. */
+        /*
+         * Refused this second already: other processes rarely give units back sooner.
+         * XXX: a refusal while another process still holds unserved units of this user's
+         * month answers 429 until that process serves them or returns them idle, after up
+         * to QUOTA_IDLE_RETURN_S; near the limit those are a few single units.
+         */
         if (current && entry->refused_at == now) {
             quota_state_fill(entry, limit, reset_at, out);
             rc = M360_ELIMIT;

@@ -772,3 +772,81 @@ Test(http_admin, audit_logs_filter_and_list_newest_first)
     tsupport_response_cleanup(&res);
     admin_stop();
 }
+
+/* ---- Every guarded route, every role ------------------------------------------------- */
+
+struct guarded_route {
+    const char *method;
+    const char *path;
+    const char *permission;
+};
+
+/* The seed roles' permissions, as the contract's table gives them. */
+static bool role_holds(const char *role, const char *permission)
+{
+    static const char *const user_perms[] = {"read_profile", "update_profile", "view_dashboard"};
+    static const char *const admin_perms[] = {"manage_users", "view_analytics",
+                                              "manage_subscriptions", "view_audit_logs"};
+
+    if (strcmp(role, "superadmin") == 0)
+        return true;
+    if (strcmp(role, "guest") == 0)
+        return false;
+    for (size_t i = 0; i < sizeof(user_perms) / sizeof(user_perms[0]); i++) {
+        if (strcmp(permission, user_perms[i]) == 0)
+            return true;
+    }
+    for (size_t i = 0;
+         strcmp(role, "admin") == 0 && i < sizeof(admin_perms) / sizeof(admin_perms[0]); i++) {
+        if (strcmp(permission, admin_perms[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+Test(http_admin, every_admin_route_refuses_every_role_without_its_permission)
+{
+    static const char *const roles[] = {"guest", "user", "subscriber", "admin", "superadmin"};
+    static const struct guarded_route routes[] = {
+        {"GET", "/api/admin/users", "manage_users"},
+        {"DELETE", "/api/admin/users/" UNKNOWN_ID, "manage_users"},
+        {"PATCH", "/api/admin/users/" UNKNOWN_ID "/role", "manage_users"},
+        {"GET", "/api/admin/analytics", "view_analytics"},
+        {"PATCH", "/api/admin/subscriptions/" UNKNOWN_ID, "manage_subscriptions"},
+        {"GET", "/api/admin/audit-logs", "view_audit_logs"},
+        {"GET", "/api/admin/settings", "manage_settings"},
+        {"PATCH", "/api/admin/settings", "manage_settings"},
+        {"POST", "/api/admin/roles", "manage_roles"},
+        {"POST", "/api/admin/features", "manage_features"},
+        {"PATCH", "/api/admin/plans/Nope", "manage_features"},
+    };
+
+    for (size_t r = 0; r < sizeof(roles) / sizeof(roles[0]); r++) {
+        struct tsupport_user user;
+        char email[64];
+
+        snprintf(email, sizeof(email), "every-%s@example.com", roles[r]);
+        account(email, roles[r], &user);
+        for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+            struct tsupport_response res;
+            bool holds = role_holds(roles[r], routes[i].permission);
+
+            /* A body that can never pass, so that an allowed call changes nothing. */
+            call(routes[i].method, routes[i].path, user.access,
+                 strcmp(routes[i].method, "GET") == 0 || strcmp(routes[i].method, "DELETE") == 0
+                     ? NULL
+                     : "{\"no such member\": true}",
+                 &res);
+            if (holds) {
+                cr_expect_neq(res.status, 403, "%s %s %s: %s", roles[r], routes[i].method,
+                              routes[i].path, res.body);
+            } else {
+                tsupport_expect_error(&res, 403, "Forbidden");
+                cr_expect_str_eq(tsupport_str(res.json, "requiredPermission"), routes[i].permission,
+                                 "%s %s %s", roles[r], routes[i].method, routes[i].path);
+            }
+            tsupport_response_cleanup(&res);
+        }
+    }
+    admin_stop();
+}

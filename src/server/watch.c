@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -15,6 +16,9 @@
 
 #define WATCH_POLL_MS 250
 #define WATCH_RECONNECT_MS 1000
+#define WATCH_PROBE_MS 1000         /* a quiet connection is asked this often if it lives */
+#define WATCH_PROBE_TIMEOUT_MS 2000 /* an unanswered probe counts as a lost connection */
+#define WATCH_APPLICATION_NAME "manas360-watch"
 #define WATCH_LOG_MODULE "watch"
 
 struct watch {
@@ -28,10 +32,29 @@ struct watch {
     atomic_bool connected;
 };
 
-/* Connects and LISTENs on every channel; NULL when the database cannot be reached. */
+static int64_t watch_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Connects and LISTENs on every channel; NULL when the database cannot be reached. The
+ * connection is named, so operators can find it, and TCP keepalives are on where they
+ * apply. */
 static PGconn *watch_connect(struct watch *watch)
 {
-    PGconn *conn = PQconnectdb(watch->cfg->database_url);
+    static const char *const keys[] = {"dbname",
+                                       "application_name",
+                                       "keepalives",
+                                       "keepalives_idle",
+                                       "keepalives_interval",
+                                       "keepalives_count",
+                                       NULL};
+    const char *values[] = {
+        watch->cfg->database_url, WATCH_APPLICATION_NAME, "1", "5", "1", "3", NULL};
+    PGconn *conn = PQconnectdbParams(keys, values, 1);
     char sql[128];
 
     if (PQstatus(conn) != CONNECTION_OK) {
@@ -54,8 +77,37 @@ static PGconn *watch_connect(struct watch *watch)
     return conn;
 }
 
+/*
+ * Keeps a probe going: a connection that went away without a word (a network cut, a
+ * frozen server) would otherwise look idle, and its silence would pass for "nothing
+ * changed". *probe_sent_ms is when the probe out was sent, 0 when none is. False when
+ * the connection is lost.
+ */
+static bool watch_probe(PGconn *conn, int64_t *probe_sent_ms, int64_t *probe_due_ms)
+{
+    int64_t now = watch_now_ms();
+
+    if (*probe_sent_ms != 0 && !PQisBusy(conn)) {
+        PGresult *res;
+
+        while ((res = PQgetResult(conn)) != NULL)
+            PQclear(res);
+        *probe_sent_ms = 0;
+        *probe_due_ms = now + WATCH_PROBE_MS;
+    }
+    if (*probe_sent_ms != 0)
+        return now - *probe_sent_ms < WATCH_PROBE_TIMEOUT_MS;
+    if (now >= *probe_due_ms) {
+        if (PQsendQuery(conn, "SELECT 1") != 1)
+            return false;
+        *probe_sent_ms = now;
+    }
+    return true;
+}
+
 /* Hands every arrived notification to its channel; false when the connection is lost. */
-static bool watch_drain(struct watch *watch, PGconn *conn)
+static bool watch_drain(struct watch *watch, PGconn *conn, int64_t *probe_sent_ms,
+                        int64_t *probe_due_ms)
 {
     struct pollfd pfd = {PQsocket(conn), POLLIN, 0};
     PGnotify *note;
@@ -63,6 +115,8 @@ static bool watch_drain(struct watch *watch, PGconn *conn)
     if (poll(&pfd, 1, WATCH_POLL_MS) < 0)
         return true;
     if (PQconsumeInput(conn) == 0 || PQstatus(conn) != CONNECTION_OK)
+        return false;
+    if (!watch_probe(conn, probe_sent_ms, probe_due_ms))
         return false;
     while ((note = PQnotifies(conn)) != NULL) {
         for (int i = 0; i < watch->count; i++) {
@@ -78,6 +132,8 @@ static void *watch_main(void *arg)
 {
     struct watch *watch = arg;
     PGconn *conn = NULL;
+    int64_t probe_sent_ms = 0;
+    int64_t probe_due_ms = 0;
 
     while (!atomic_load(&watch->stopping)) {
         if (conn == NULL) {
@@ -86,12 +142,14 @@ static void *watch_main(void *arg)
                 poll(NULL, 0, WATCH_RECONNECT_MS);
                 continue;
             }
+            probe_sent_ms = 0;
+            probe_due_ms = watch_now_ms() + WATCH_PROBE_MS;
             /* Whatever changed while nobody listened is unknown. */
             watch->on_reconnect(watch->reconnect_arg);
             atomic_store(&watch->connected, true);
             log_notice(WATCH_LOG_MODULE, "event=listening channels=%d", watch->count);
         }
-        if (!watch_drain(watch, conn)) {
+        if (!watch_drain(watch, conn, &probe_sent_ms, &probe_due_ms)) {
             atomic_store(&watch->connected, false);
             watch->on_reconnect(watch->reconnect_arg);
             log_warn(WATCH_LOG_MODULE, "event=listen_connection_lost action=caches_flushed");

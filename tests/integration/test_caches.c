@@ -241,6 +241,37 @@ Test(caches, a_permission_renamed_in_the_database_is_enforced_by_both)
     stop_both();
 }
 
+/* A change whose announcement nobody heard: the listening connections of both front ends
+ * are cut in the transaction that makes it, so the notice goes out to nobody. Reconnecting
+ * flushes what each front end held, and the change is enforced all the same. */
+Test(caches, a_lost_listening_connection_flushes_the_caches)
+{
+    struct tsupport_user root;
+    struct tsupport_user pro;
+    long long took;
+
+    operators_new(&root, &pro);
+    expect_call(&second, "GET", "/api/admin/users", pro.access, NULL, 403);
+    tsupport_db_run(
+        first.db.url,
+        "WITH cut AS (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        "              WHERE application_name = 'manas360-watch'"
+        "                AND datname = current_database())"
+        " UPDATE user_accounts SET role_id = (SELECT id FROM roles WHERE name = 'admin')"
+        "  WHERE email = 'pro@example.com' AND (SELECT count(*) FROM cut) >= 0",
+        0, NULL);
+    took = poll_until(&second, "/api/admin/users", pro.access, is_status, &(long){200});
+    cr_expect(took >= 0 && took <= 3 * WITHIN_MS, "a change nobody heard took %lld ms", took);
+    {
+        char *log = tsupport_file_read(second.log_path);
+
+        cr_expect_not_null(strstr(log, "event=listen_connection_lost action=caches_flushed"),
+                           "the cut was not noticed");
+        free(log);
+    }
+    stop_both();
+}
+
 Test(caches, a_plan_change_through_one_front_end_is_enforced_by_the_other)
 {
     struct tsupport_user root;

@@ -97,11 +97,12 @@ static long quota_taken(const char *email)
     return taken;
 }
 
-/* Waits for `count` permission_denied rows of the user with `reason`; returns how many. */
-static long denials_wait(const char *email, const char *reason, long count)
+/* Waits for `count` permission_denied rows of the user with `reason` on the route pattern
+ * `route`; returns how many. */
+static long denials_wait(const char *email, const char *reason, const char *route, long count)
 {
     PGconn *conn = tsupport_connect(server.db.url);
-    const char *params[] = {email, reason};
+    const char *params[] = {email, reason, route};
     long long until = tsupport_now_ms() + AUDIT_WAIT_MS;
     long found = 0;
 
@@ -111,8 +112,8 @@ static long denials_wait(const char *email, const char *reason, long count)
                                 "    ON u.id = a.user_id"
                                 " WHERE u.email = lower($1) AND a.event_type = 'permission_denied'"
                                 "   AND a.status = 'failure' AND a.details->>'reason' = $2"
-                                "   AND a.details->>'route' IS NOT NULL",
-                                2, params);
+                                "   AND a.details->>'route' = $3",
+                                3, params);
         if (found >= count)
             break;
         usleep(50 * 1000);
@@ -259,8 +260,8 @@ Test(http_guard, first_failing_step_answers_and_takes_no_quota)
         tsupport_response_cleanup(&res);
 
         cr_expect_eq(quota_taken(user.email), before, "case %d: a denial took quota", i);
-        cr_expect_eq(denials_wait(user.email, decision_cases[i].reason, 1), 1,
-                     "case %d: no permission_denied row with reason %s", i,
+        cr_expect_eq(denials_wait(user.email, decision_cases[i].reason, decision_cases[i].path, 1),
+                     1, "case %d: no permission_denied row with reason %s", i,
                      decision_cases[i].reason);
     }
     guard_stop();
@@ -278,6 +279,13 @@ Test(http_guard, denials_carry_the_contract_members)
     tsupport_expect_error(&res, 403, "Forbidden");
     cr_expect_str_eq(tsupport_str(res.json, "requiredPermission"), "manage_users");
     tsupport_response_cleanup(&res);
+
+    /* The trail names the route's pattern, not the path that was called. */
+    tsupport_json(server.port, "DELETE", "/api/admin/users/00000000-0000-4000-8000-000000000000",
+                  user.access, NULL, &res);
+    tsupport_expect_error(&res, 403, "Forbidden");
+    tsupport_response_cleanup(&res);
+    cr_expect_eq(denials_wait(user.email, "permission", "/api/admin/users/:userId", 1), 1);
 
     get(DASHBOARD, user.access, &res);
     tsupport_expect_error(&res, 403, "FeatureNotAvailable");
@@ -325,7 +333,7 @@ Test(http_guard, denials_carry_the_contract_members)
     get("/metrics", NULL, &res);
     /* At least the three feature denials above; waiting for a change may have seen more. */
     cr_expect_geq(metric_value(res.body, "manas360_denials_total{reason=\"feature\"} "), 3);
-    cr_expect_not_null(strstr(res.body, "manas360_denials_total{reason=\"permission\"} 1\n"));
+    cr_expect_not_null(strstr(res.body, "manas360_denials_total{reason=\"permission\"} 2\n"));
     tsupport_response_cleanup(&res);
     guard_stop();
 }

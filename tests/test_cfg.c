@@ -80,6 +80,7 @@ Test(cfg, defaults_in_production_with_secrets)
     cr_expect_eq(cfg.jwt_refresh_expiry_s, 7 * 86400);
     cr_expect_eq(cfg.session_idle_timeout_s, 7 * 86400);
     cr_expect_eq(cfg.audit_retention_days, 90);
+    cr_expect_eq(cfg.subscription_sweep_interval_s, 30);
     cr_expect_eq(cfg.smtp_port, 587);
     cr_expect_null(cfg.smtp_host);
     cr_expect_str_eq(cfg.mail_dir, "var/mail");
@@ -175,6 +176,7 @@ Test(cfg, every_bad_value_gets_its_own_line)
         {"LOG_LEVEL", "loud"},
         {"MANAS360_ENV", "staging"},
         {"AUDIT_RETENTION_DAYS", "30"},
+        {"SUBSCRIPTION_SWEEP_INTERVAL", "2h"},
         {"SMTP_FROM", "nobody"},
     };
     size_t count = sizeof(bad) / sizeof(bad[0]);

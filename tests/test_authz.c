@@ -93,6 +93,18 @@ Test(authz, only_the_missing_features_are_named)
     json_decref(loaded);
 }
 
+Test(authz, an_account_gone_is_not_found_and_a_malformed_answer_invalid)
+{
+    json_t *gone = json_pack("{s:b}", "found", 0);
+    json_t *malformed = json_pack("{s:b, s:s}", "found", 1, "permissions", "all");
+    struct authz_decision d;
+
+    cr_expect_eq(authz_decide_loaded(gone, USER_ID, &every_step, NOW, &d), M360_ENOTFOUND);
+    cr_expect_eq(authz_decide_loaded(malformed, USER_ID, &every_step, NOW, &d), M360_EINVAL);
+    json_decref(gone);
+    json_decref(malformed);
+}
+
 Test(authz, an_end_is_compared_with_the_clock_on_every_decision)
 {
     struct authz_cache *cache = authz_cache_new();

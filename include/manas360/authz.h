@@ -65,13 +65,16 @@ uint64_t authz_generation(struct authz_cache *cache);
 int authz_decide(struct authz_cache *cache, const char *user_id, const struct route *route,
                  int64_t now, struct authz_decision *out);
 
-/* Decides as authz_decide() from an "authz.load" answer that is not cached. */
+/* Decides as authz_decide() from an "authz.load" answer that is not cached. Returns 0,
+ * M360_ENOTFOUND when the answer found no account (it went away), or M360_EINVAL when it is
+ * malformed. */
 int authz_decide_loaded(const json_t *loaded, const char *user_id, const struct route *route,
                         int64_t now, struct authz_decision *out);
 
 /*
  * Stores what the billing pool's "authz.load" answered for `user_id` (borrowed), unless the
- * generation moved on. Returns 0, M360_EINVAL when the answer is malformed, or M360_ENOMEM.
+ * generation moved on. Returns 0, M360_ENOTFOUND when it found no account, M360_EINVAL when
+ * the answer is malformed, or M360_ENOMEM.
  */
 int authz_store(struct authz_cache *cache, const char *user_id, const json_t *loaded, int64_t now,
                 uint64_t generation);

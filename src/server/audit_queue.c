@@ -65,17 +65,26 @@ void audit_queue_push(struct audit_queue *queue, json_t *event)
         audit_queue_drop(queue, 1);
 }
 
-/* The items of `array` from `first` to `last` (excluded), as a new array; NULL without
+/* Appends the items of `src` from `first` to `last` (excluded) to `dst`; false without
  * memory. */
-static json_t *audit_array_slice(json_t *array, size_t first, size_t last)
+static bool audit_array_append_range(json_t *dst, json_t *src, size_t first, size_t last)
+{
+    for (size_t i = first; i < last; i++) {
+        if (json_array_append(dst, json_array_get(src, i)) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* The items of `src` from `first` to `last` (excluded), as a new array; NULL without
+ * memory. */
+static json_t *audit_array_slice(json_t *src, size_t first, size_t last)
 {
     json_t *slice = json_array();
 
-    for (size_t i = first; slice != NULL && i < last; i++) {
-        if (json_array_append(slice, json_array_get(array, i)) != 0) {
-            json_decref(slice);
-            slice = NULL;
-        }
+    if (slice != NULL && !audit_array_append_range(slice, src, first, last)) {
+        json_decref(slice);
+        slice = NULL;
     }
     return slice;
 }
@@ -85,47 +94,49 @@ static json_t *audit_array_slice(json_t *array, size_t first, size_t last)
 json_t *audit_queue_take(struct audit_queue *queue)
 {
     json_t *batch = NULL;
-    json_t *rest;
+    json_t *rest = NULL;
     size_t size;
 
     pthread_mutex_lock(&queue->lock);
     size = json_array_size(queue->events);
-    rest = size > 0 ? json_array() : NULL;
-    if (size > AUDIT_QUEUE_BATCH && rest != NULL) {
-        json_decref(rest);
-        rest = audit_array_slice(queue->events, AUDIT_QUEUE_BATCH, size);
-        batch = rest != NULL ? audit_array_slice(queue->events, 0, AUDIT_QUEUE_BATCH) : NULL;
-    } else if (rest != NULL) {
+    if (size > AUDIT_QUEUE_BATCH) {
+        batch = audit_array_slice(queue->events, 0, AUDIT_QUEUE_BATCH);
+        rest = batch != NULL ? audit_array_slice(queue->events, AUDIT_QUEUE_BATCH, size) : NULL;
+    } else if (size > 0) {
         batch = json_incref(queue->events);
+        rest = json_array();
     }
-    if (batch != NULL) {
+    if (rest != NULL) {
         json_decref(queue->events);
         queue->events = rest;
-        rest = NULL;
+    } else {
+        json_decref(batch); /* out of memory: the events stay queued */
+        batch = NULL;
     }
     pthread_mutex_unlock(&queue->lock);
-    json_decref(rest);
     return batch;
 }
 
 void audit_queue_requeue(struct audit_queue *queue, json_t *batch)
 {
-    size_t dropped = 0;
+    size_t dropped;
+    size_t kept;
     json_t *joined;
 
     /* The batch goes back in front; what no longer fits under the bound is dropped. */
     pthread_mutex_lock(&queue->lock);
     joined = audit_array_slice(batch, 0, json_array_size(batch));
-    for (size_t i = 0; joined != NULL && i < json_array_size(queue->events); i++) {
-        if (json_array_size(joined) >= AUDIT_QUEUE_MAX ||
-            json_array_append(joined, json_array_get(queue->events, i)) != 0)
-            dropped++;
-    }
-    if (joined != NULL) {
+    kept = json_array_size(queue->events);
+    if (joined != NULL && json_array_size(joined) + kept > AUDIT_QUEUE_MAX)
+        kept = AUDIT_QUEUE_MAX > json_array_size(joined) ? AUDIT_QUEUE_MAX - json_array_size(joined)
+                                                         : 0;
+    if (joined != NULL && audit_array_append_range(joined, queue->events, 0, kept)) {
+        dropped = json_array_size(queue->events) - kept;
         json_decref(queue->events);
         queue->events = joined;
     } else {
         dropped = json_array_size(batch);
+        json_decref(joined);
     }
     pthread_mutex_unlock(&queue->lock);
     json_decref(batch);

@@ -217,7 +217,8 @@ static int authz_plan_render(struct authz_entry *entry, const json_t *features)
     return rc;
 }
 
-/* Fills a fresh entry from the pool's answer; M360_EINVAL when it is malformed. */
+/* Fills a fresh entry from the pool's answer; M360_ENOTFOUND when it found no account,
+ * M360_EINVAL when it is malformed. */
 static int authz_entry_read(struct authz_entry *entry, const char *user_id, const json_t *loaded,
                             int64_t now)
 {
@@ -227,8 +228,10 @@ static int authz_entry_read(struct authz_entry *entry, const char *user_id, cons
     int rc;
 
     memset(entry, 0, sizeof(*entry));
-    if (strlen(user_id) >= AUTHZ_ID_BYTES || !json_is_true(json_object_get(loaded, "found")))
+    if (strlen(user_id) >= AUTHZ_ID_BYTES)
         return M360_EINVAL;
+    if (!json_is_true(json_object_get(loaded, "found")))
+        return M360_ENOTFOUND;
     memcpy(entry->user_id, user_id, strlen(user_id) + 1);
     entry->loaded_at = now;
     rc = authz_names_read(json_object_get(loaded, "permissions"), &entry->permissions);

@@ -21,6 +21,7 @@
 #include "http_internal.h"
 #include "manas360/audit_row.h"
 #include "manas360/err.h"
+#include "manas360/input.h"
 #include "manas360/log.h"
 #include "manas360/metrics.h"
 
@@ -237,23 +238,6 @@ static bool http_is_json(const char *content_type)
     return content_type[n] == '\0' || content_type[n] == ';' || content_type[n] == ' ';
 }
 
-/* Checks the body as the contract orders it: 415, then InvalidJson. */
-/* 400 ValidationError naming each member of `body` as an unknown field. */
-static void http_send_unknown_fields(struct http_exchange *ex, const json_t *body)
-{
-    json_t *fields = json_object();
-    const char *name;
-    json_t *value;
-
-    json_object_foreach((json_t *)body, name, value)
-    {
-        (void)value;
-        json_object_set_new(fields, name, json_string("unknown field"));
-    }
-    http_send_error_with(ex, 400, "ValidationError", "Validation failed",
-                         json_pack("{s:o}", "fields", fields), "");
-}
-
 /*
  * Checks the body: 415 without a JSON content type, 400 InvalidJson unless it is one JSON
  * object, and, for a route that takes no fields (`fields_allowed` false), 400
@@ -262,6 +246,7 @@ static void http_send_unknown_fields(struct http_exchange *ex, const json_t *bod
 static int http_check_body(struct http_exchange *ex, bool fields_allowed)
 {
     json_error_t error;
+    json_t *fields = NULL;
     json_t *parsed;
     bool blank = ex->body == NULL || strspn(ex->body, " \t\r\n") == ex->body_len;
 
@@ -287,8 +272,13 @@ static int http_check_body(struct http_exchange *ex, bool fields_allowed)
         json_decref(parsed);
         return M360_EINVAL;
     }
-    if (!fields_allowed && json_object_size(parsed) > 0) {
-        http_send_unknown_fields(ex, parsed);
+    /* With no field allowed, every member is reported as the pools report unknown ones. */
+    if (!fields_allowed && input_check(parsed, NULL, 0, &fields) != 0) {
+        if (fields != NULL)
+            http_send_error_with(ex, 400, "ValidationError", "Validation failed",
+                                 json_pack("{s:o}", "fields", fields), "");
+        else
+            http_send_error(ex, 500, "InternalError", "Internal error", "");
         json_decref(parsed);
         return M360_EINVAL;
     }

@@ -121,9 +121,6 @@ static int http_guard_decide(struct http_exchange *ex, int64_t now)
     rc = request != NULL
              ? http_internal_call(link.client, link.timeout_ms, "authz.load", request, &loaded)
              : M360_ENOMEM;
-    /* The account went away since its session was checked. */
-    if (rc == 0 && !json_is_true(json_object_get(loaded, "found")))
-        rc = M360_ENOTFOUND;
     if (rc == 0)
         rc = authz_decide_loaded(loaded, ex->claims.sub, ex->match.route, now, &ex->decision);
     if (rc == 0 && trusted)
@@ -298,6 +295,7 @@ int http_guard(struct http_exchange *ex)
         rc = http_guard_meter(ex, now);
     if (rc == M360_ELIMIT)
         return rc;
+    /* The account went away since its session was checked. */
     if (rc == M360_ENOTFOUND) {
         http_send_unauthorized(ex, "Unauthorized", "The account is no longer active");
         return rc;

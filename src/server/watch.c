@@ -30,6 +30,8 @@ struct watch {
     pthread_t thread;
     atomic_bool stopping;
     atomic_bool connected;
+    int64_t probe_sent_ms; /* when the probe under way was sent; 0 when none is */
+    int64_t probe_due_ms;  /* when the next probe goes out */
 };
 
 static int64_t watch_now_ms(void)
@@ -80,34 +82,32 @@ static PGconn *watch_connect(struct watch *watch)
 /*
  * Keeps a probe going: a connection that went away without a word (a network cut, a
  * frozen server) would otherwise look idle, and its silence would pass for "nothing
- * changed". *probe_sent_ms is when the probe out was sent, 0 when none is. False when
- * the connection is lost.
+ * changed". False when the connection is lost.
  */
-static bool watch_probe(PGconn *conn, int64_t *probe_sent_ms, int64_t *probe_due_ms)
+static bool watch_probe(struct watch *watch, PGconn *conn)
 {
     int64_t now = watch_now_ms();
 
-    if (*probe_sent_ms != 0 && !PQisBusy(conn)) {
+    if (watch->probe_sent_ms != 0 && !PQisBusy(conn)) {
         PGresult *res;
 
         while ((res = PQgetResult(conn)) != NULL)
             PQclear(res);
-        *probe_sent_ms = 0;
-        *probe_due_ms = now + WATCH_PROBE_MS;
+        watch->probe_sent_ms = 0;
+        watch->probe_due_ms = now + WATCH_PROBE_MS;
     }
-    if (*probe_sent_ms != 0)
-        return now - *probe_sent_ms < WATCH_PROBE_TIMEOUT_MS;
-    if (now >= *probe_due_ms) {
+    if (watch->probe_sent_ms != 0)
+        return now - watch->probe_sent_ms < WATCH_PROBE_TIMEOUT_MS;
+    if (now >= watch->probe_due_ms) {
         if (PQsendQuery(conn, "SELECT 1") != 1)
             return false;
-        *probe_sent_ms = now;
+        watch->probe_sent_ms = now;
     }
     return true;
 }
 
 /* Hands every arrived notification to its channel; false when the connection is lost. */
-static bool watch_drain(struct watch *watch, PGconn *conn, int64_t *probe_sent_ms,
-                        int64_t *probe_due_ms)
+static bool watch_drain(struct watch *watch, PGconn *conn)
 {
     struct pollfd pfd = {PQsocket(conn), POLLIN, 0};
     PGnotify *note;
@@ -116,7 +116,7 @@ static bool watch_drain(struct watch *watch, PGconn *conn, int64_t *probe_sent_m
         return true;
     if (PQconsumeInput(conn) == 0 || PQstatus(conn) != CONNECTION_OK)
         return false;
-    if (!watch_probe(conn, probe_sent_ms, probe_due_ms))
+    if (!watch_probe(watch, conn))
         return false;
     while ((note = PQnotifies(conn)) != NULL) {
         for (int i = 0; i < watch->count; i++) {
@@ -132,8 +132,6 @@ static void *watch_main(void *arg)
 {
     struct watch *watch = arg;
     PGconn *conn = NULL;
-    int64_t probe_sent_ms = 0;
-    int64_t probe_due_ms = 0;
 
     while (!atomic_load(&watch->stopping)) {
         if (conn == NULL) {
@@ -142,14 +140,14 @@ static void *watch_main(void *arg)
                 poll(NULL, 0, WATCH_RECONNECT_MS);
                 continue;
             }
-            probe_sent_ms = 0;
-            probe_due_ms = watch_now_ms() + WATCH_PROBE_MS;
+            watch->probe_sent_ms = 0;
+            watch->probe_due_ms = watch_now_ms() + WATCH_PROBE_MS;
             /* Whatever changed while nobody listened is unknown. */
             watch->on_reconnect(watch->reconnect_arg);
             atomic_store(&watch->connected, true);
             log_notice(WATCH_LOG_MODULE, "event=listening channels=%d", watch->count);
         }
-        if (!watch_drain(watch, conn, &probe_sent_ms, &probe_due_ms)) {
+        if (!watch_drain(watch, conn)) {
             atomic_store(&watch->connected, false);
             watch->on_reconnect(watch->reconnect_arg);
             log_warn(WATCH_LOG_MODULE, "event=listen_connection_lost action=caches_flushed");

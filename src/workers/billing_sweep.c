@@ -23,8 +23,9 @@
 #include "manas360/log.h"
 #include "manas360/notify.h"
 
-#define BILLING_SWEEP_BATCH "100" /* rows looked at per statement; a full batch sweeps again */
-#define BILLING_SWEEP_BATCH_ROWS 100
+#define BILLING_SWEEP_BATCH 100 /* rows looked at per statement; a full batch sweeps again */
+#define BILLING_SWEEP_TEXT(n) #n
+#define BILLING_SWEEP_LIMIT(n) " LIMIT " BILLING_SWEEP_TEXT(n)
 #define BILLING_SWEEP_KEY_BYTES 128
 
 /* Columns of billing_sweep_expire. */
@@ -49,7 +50,7 @@ static const struct db_stmt billing_sweep_stmts[] = {
     {"billing_sweep_ended",
      "SELECT id, user_id FROM user_subscriptions"
      " WHERE status = 'active' AND ends_at <= now()"
-     " ORDER BY ends_at LIMIT " BILLING_SWEEP_BATCH,
+     " ORDER BY ends_at" BILLING_SWEEP_LIMIT(BILLING_SWEEP_BATCH),
      0},
     /* Under the owner's lock: the row is expired only if it still is active and ended. */
     {"billing_sweep_expire",
@@ -76,7 +77,7 @@ static const struct db_stmt billing_sweep_stmts[] = {
      "   AND s.ends_at <= now() + interval '3 days'"
      "   AND u.is_active AND u.deleted_at IS NULL"
      "   AND NOT EXISTS (SELECT 1 FROM email_outbox o WHERE o.dedupe_key = k.key)"
-     " ORDER BY s.ends_at LIMIT " BILLING_SWEEP_BATCH,
+     " ORDER BY s.ends_at" BILLING_SWEEP_LIMIT(BILLING_SWEEP_BATCH),
      0},
 };
 /* clang-format on */
@@ -257,10 +258,10 @@ static void billing_sweep_pass(struct billing_sweep *sweep)
 
     do
         n = billing_sweep_expire_batch(sweep);
-    while (n == BILLING_SWEEP_BATCH_ROWS && !atomic_load(&sweep->stopping));
+    while (n == BILLING_SWEEP_BATCH && !atomic_load(&sweep->stopping));
     do
         n = billing_sweep_warn_batch(sweep);
-    while (n == BILLING_SWEEP_BATCH_ROWS && !atomic_load(&sweep->stopping));
+    while (n == BILLING_SWEEP_BATCH && !atomic_load(&sweep->stopping));
 }
 
 static void *billing_sweep_main(void *arg)

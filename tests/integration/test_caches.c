@@ -252,6 +252,7 @@ Test(caches, a_lost_listening_connection_flushes_the_caches)
 
     operators_new(&root, &pro);
     expect_call(&second, "GET", "/api/admin/users", pro.access, NULL, 403);
+    /* The condition on `cut` only makes PostgreSQL run it, in the transaction of the grant. */
     tsupport_db_run(
         first.db.url,
         "WITH cut AS (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
